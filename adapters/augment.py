@@ -1,0 +1,41 @@
+"""Batched augmentations on uint8 tensors, shared by adapters.
+
+Images arrive from the cache as uint8 [B, 3, H, W] at the model's input size, so augmenting
+whole batches on tensors avoids re-decoding and per-sample Python work.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_float(batch: Tensor) -> Tensor:
+    return batch.float().div_(255.0)
+
+
+def normalize(batch: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    m = torch.tensor(mean, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
+    return (batch - m) / s
+
+
+def random_hflip(batch: Tensor, p: float = 0.5) -> Tensor:
+    flip = torch.rand(batch.shape[0], device=batch.device) < p
+    return torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
+
+
+def random_crop(batch: Tensor, padding: int) -> Tensor:
+    """Zero-pad by `padding` and crop back to the original size at a random offset per sample."""
+    if padding <= 0:
+        return batch
+    b, _, h, w = batch.shape
+    padded = torch.nn.functional.pad(batch, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (b,)).tolist()
+    dx = torch.randint(0, 2 * padding + 1, (b,)).tolist()
+    return torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(dy, dx))])

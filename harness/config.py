@@ -1,0 +1,158 @@
+"""`benchmark.toml` → frozen, validated records.
+
+The registry is plain data: listing models or datasets never imports torch or vendored code.
+Every problem is reported as `benchmark.toml: <key.path>: <reason>` so a user can find it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import FerbenchError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "benchmark.toml"
+ADAPTERS_DIR = Path(__file__).resolve().parent.parent / "adapters"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Upstream(_Record):
+    url: str
+    commit: str = Field(pattern=r"^[0-9a-f]{40}$")
+    licence: str
+    optional_paths: tuple[str, ...] = ()
+    name: str = ""
+
+
+class Recipe(_Record):
+    """Optimiser, schedule and budget of one model's training, as its authors ran it."""
+
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    schedule: Literal["constant", "cosine", "step", "exponential"] = "constant"
+    step_size: int = Field(default=10, ge=1)
+    gamma: float = Field(default=0.1, gt=0, le=1)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2)
+
+
+class WeightFile(_Record):
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    url: str
+    initialises: str = ""
+
+
+class Model(_Record):
+    adapter: str
+    description: str = ""
+    upstream: str | None = None
+    input_size: int = Field(ge=8)
+    recipe: Recipe
+    pretrained: tuple[WeightFile, ...] = ()
+    name: str = ""
+
+
+class Dataset(_Record):
+    classes: tuple[str, ...] = Field(min_length=2)
+    layout: str
+    protocol: str = "official"
+    description: str = ""
+    name: str = ""
+
+
+class Defaults(_Record):
+    repeats: int = Field(default=3, ge=1)
+    base_seed: int = Field(default=0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    selection: Literal["val_accuracy", "val_balanced_accuracy", "val_loss"] = "val_balanced_accuracy"
+
+
+class Config(_Record):
+    defaults: Defaults = Defaults()
+    upstreams: dict[str, Upstream] = {}
+    models: dict[str, Model] = {}
+    datasets: dict[str, Dataset] = {}
+    source: str = "benchmark.toml"
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        for name, model in self.models.items():
+            if model.upstream is not None and model.upstream not in self.upstreams:
+                raise ValueError(
+                    f"models.{name}.upstream: unknown upstream '{model.upstream}' "
+                    f"(known: {', '.join(sorted(self.upstreams)) or 'none'})"
+                )
+            if not (ADAPTERS_DIR / f"{model.adapter}.py").is_file():
+                raise ValueError(f"models.{name}.adapter: no module adapters/{model.adapter}.py")
+        return self
+
+    def model(self, name: str) -> Model:
+        return _lookup("model", name, self.models)
+
+    def dataset(self, name: str) -> Dataset:
+        return _lookup("dataset", name, self.datasets)
+
+    def upstream(self, name: str) -> Upstream:
+        return _lookup("upstream", name, self.upstreams)
+
+
+def _lookup(kind: str, name: str, table: dict):
+    if name not in table:
+        raise FerbenchError(f"unknown {kind} '{name}'; valid: {', '.join(sorted(table))}", exit_code=2)
+    return table[name]
+
+
+def _named(raw: dict) -> dict:
+    """Copy each table's key into its records' `name`, so a record knows what it is called."""
+    out = dict(raw)
+    for section in ("upstreams", "models", "datasets"):
+        table = out.get(section)
+        if isinstance(table, dict):
+            out[section] = {
+                key: ({**value, "name": key} if isinstance(value, dict) and "name" not in value else value)
+                for key, value in table.items()
+            }
+    return out
+
+
+def _describe(error: dict) -> str:
+    path = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{path}: unknown key"
+    if error["type"] == "missing":
+        return f"{path}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{path}: {message}" if path else message
+
+
+def parse(text: str, source: str = "benchmark.toml") -> Config:
+    """Parse and validate TOML text; raise FerbenchError (exit 2) naming the first bad key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise FerbenchError(f"{source}: invalid TOML: {err}", exit_code=2) from None
+    try:
+        return Config.model_validate({**_named(raw), "source": source})
+    except ValidationError as err:
+        errors = err.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise FerbenchError(f"{source}: {_describe(errors[0])}{more}", exit_code=2) from None
+
+
+def load(path: Path | None = None) -> Config:
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise FerbenchError(f"{path}: cannot read the registry: {err.strerror}", exit_code=2) from None
+    return parse(text, source=str(path))

@@ -1,0 +1,1 @@
+"""One module per on-disk layout; each turns a dataset folder into the common table."""

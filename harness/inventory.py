@@ -1,0 +1,37 @@
+"""What `ferbench list` shows: registry entries and what is on disk for each. Never imports torch."""
+
+from __future__ import annotations
+
+from harness.config import Config
+from harness.paths import Paths
+
+
+def _code_status(cfg: Config, paths: Paths, upstream: str | None) -> str:
+    if upstream is None:
+        return "built in"
+    from harness.fetch import vendor_status
+
+    return vendor_status(cfg.upstream(upstream), paths.vendor)
+
+
+def _weights_status(paths: Paths, files) -> str:
+    if not files:
+        return "none needed"
+    present = sum((paths.weights / f.name).is_file() for f in files)
+    return f"{present}/{len(files)} present"
+
+
+def model_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
+    return [
+        (name, m.upstream or "—", _code_status(cfg, paths, m.upstream), _weights_status(paths, m.pretrained),
+         str(m.input_size), m.description)
+        for name, m in sorted(cfg.models.items())
+    ]
+
+
+def dataset_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
+    return [
+        (name, str(len(d.classes)), d.layout, d.protocol,
+         "present" if (paths.data_root / name).is_dir() else f"missing ({paths.data_root / name})")
+        for name, d in sorted(cfg.datasets.items())
+    ]

@@ -1,0 +1,1 @@
+"""`ferbench report`: the results store → tidy pandas frames → Jinja-rendered tables."""

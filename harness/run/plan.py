@@ -1,0 +1,103 @@
+"""Turn a `ferbench run` request into jobs: one per repeat, each with its resolved spec and paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import Config
+from harness.data.protocols import saved_folds
+from harness.data.table import load_table, manifest_hash
+from harness.errors import FerbenchError
+from harness.paths import Paths
+from harness.run.spec import RunSpec
+from harness.run.store import run_dir
+
+
+@dataclass(frozen=True)
+class Job:
+    spec: RunSpec
+    run_dir: Path
+    dataset_root: Path
+    splits_file: Path
+    manifest: str
+    upstream_dir: Path | None
+    device: str
+    repeats: int
+    config_path: Path
+
+    def to_dict(self) -> dict:
+        return dict(
+            spec=self.spec.to_dict(),
+            run_dir=str(self.run_dir),
+            dataset_root=str(self.dataset_root),
+            splits_file=str(self.splits_file),
+            manifest=self.manifest,
+            upstream_dir=str(self.upstream_dir) if self.upstream_dir else None,
+            device=self.device,
+            repeats=self.repeats,
+            config_path=str(self.config_path),
+        )
+
+
+@dataclass(frozen=True)
+class Request:
+    model: str
+    dataset: str
+    protocol: str | None = None
+    repeats: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    pretrained: bool = True
+    dataset_dir: Path | None = None
+
+
+def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
+    model, dataset = cfg.model(request.model), cfg.dataset(request.dataset)
+    protocol = request.protocol or dataset.protocol
+    repeats = request.repeats or cfg.defaults.repeats
+    root = (request.dataset_dir or paths.data_root / dataset.name).resolve()
+    table = load_table(root, dataset)
+    manifest = manifest_hash(root, table)
+    splits_file, folds = saved_folds(table, paths.results, dataset.name, protocol, manifest, cfg.defaults.val_fraction)
+
+    upstream = cfg.upstream(model.upstream) if model.upstream else None
+    upstream_dir = (paths.vendor / upstream.name).resolve() if upstream else None
+    if upstream_dir is not None and not upstream_dir.is_dir():
+        raise FerbenchError(f"{upstream_dir}: upstream '{upstream.name}' is not fetched; run `ferbench fetch {upstream.name}`")
+
+    overrides = {k: v for k, v in (("epochs", request.epochs), ("batch_size", request.batch_size)) if v is not None}
+    recipe = model.recipe.model_copy(update=overrides).model_dump()
+    jobs = []
+    for repeat in range(repeats):
+        spec = RunSpec(
+            model=model.name,
+            dataset=dataset.name,
+            protocol=protocol,
+            fold=repeat % len(folds),
+            repeat=repeat,
+            seed=cfg.defaults.base_seed + repeat,
+            classes=dataset.classes,
+            input_size=model.input_size,
+            recipe=recipe,
+            pretrained=request.pretrained and bool(model.pretrained),
+            val_fraction=cfg.defaults.val_fraction,
+            selection=cfg.defaults.selection,
+            upstream=upstream.name if upstream else None,
+            upstream_commit=upstream.commit if upstream else None,
+        )
+        jobs.append(
+            Job(
+                spec=spec,
+                run_dir=run_dir(paths.results, dataset.name, model.name, protocol, spec.run_id),
+                dataset_root=root,
+                splits_file=splits_file,
+                manifest=manifest,
+                upstream_dir=upstream_dir,
+                device=request.device or cfg.defaults.device,
+                repeats=repeats,
+                config_path=Path(cfg.source).resolve(),
+            )
+        )
+    return jobs

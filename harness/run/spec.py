@@ -1,0 +1,40 @@
+"""The run unit: everything that determines a run's result, and its stable id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    dataset: str
+    protocol: str
+    fold: int
+    repeat: int
+    seed: int
+    classes: tuple[str, ...]
+    input_size: int
+    recipe: dict
+    pretrained: bool
+    val_fraction: float
+    selection: str
+    upstream: str | None
+    upstream_commit: str | None
+
+    @property
+    def run_id(self) -> str:
+        """sha256 of the canonical JSON of the spec: equal specs give equal ids in any process."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSpec:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["classes"] = tuple(fields["classes"])
+        return cls(**fields)

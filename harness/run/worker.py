@@ -1,0 +1,157 @@
+"""Subprocess entry point: one run, one process, only its own upstream on `sys.path`.
+
+Upstream repositories reuse top-level names (`models`, `utils`, `networks`, `clip`), and
+`sys.modules` keeps the first one imported, so two upstreams must never share a process.
+The parent passes a job file; progress goes to stdout as `@ferbench {json}` lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+EVENT_PREFIX = "@ferbench "
+
+
+def emit(event: str, **payload) -> None:
+    print(EVENT_PREFIX + json.dumps({"event": event, **payload}, default=str), flush=True)
+
+
+def _resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def _predictions_csv(paths, labels, probabilities, classes) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "path": paths,
+            "true": [classes[i] for i in labels],
+            "predicted": [classes[i] for i in probabilities.argmax(1)],
+        }
+    )
+    for k, name in enumerate(classes):
+        frame[f"p_{name}"] = probabilities[:, k].round(6)
+    return frame.to_csv(index=False)
+
+
+def run(job: dict) -> None:
+    started = time.perf_counter()
+    from harness.run.seeding import seed_everything
+    from harness.run.spec import RunSpec
+
+    spec = RunSpec.from_dict(job["spec"])
+    determinism = seed_everything(spec.seed)
+
+    upstream_dir = Path(job["upstream_dir"]) if job.get("upstream_dir") else None
+    if upstream_dir is not None:
+        sys.path.insert(0, str(upstream_dir))
+
+    import torch
+
+    from adapters import load_adapter
+    from adapters.contract import BuildContext, model_module_file
+    from harness import config as config_mod
+    from harness.data.images import decode_all
+    from harness.data.table import load_table, manifest_hash
+    from harness.run.loop import Split, train
+    from harness.run.provenance import environment
+    from harness.files import read_json, write_json_atomic, write_text_atomic
+    from harness.run.store import mark_complete
+
+    cfg = config_mod.load(Path(job["config_path"]))
+    model_cfg, dataset_cfg = cfg.model(spec.model), cfg.dataset(spec.dataset)
+    run_dir = Path(job["run_dir"])
+    root = Path(job["dataset_root"])
+    device = _resolve_device(job["device"])
+
+    table = load_table(root, dataset_cfg)
+    manifest = manifest_hash(root, table)
+    if manifest != job["manifest"]:
+        raise RuntimeError(f"{root}: the dataset changed since the run was planned (manifest {manifest[:12]})")
+    fold = read_json(Path(job["splits_file"]))["folds"][spec.fold]
+    class_index = {name: i for i, name in enumerate(spec.classes)}
+
+    emit("phase", phase="loading images")
+    data = {}
+    for part in ("train", "val", "test"):
+        rows = table.iloc[fold[part]]
+        images = decode_all(root, rows["path"].tolist(), spec.input_size)
+        labels = torch.tensor([class_index[label] for label in rows["label"]], dtype=torch.long)
+        data[part] = Split(images=torch.from_numpy(images), labels=labels)
+
+    adapter = load_adapter(model_cfg.adapter)
+    ctx = BuildContext(
+        num_classes=len(spec.classes), input_size=spec.input_size, pretrained=spec.pretrained, upstream_dir=upstream_dir
+    )
+    model = adapter.build(ctx)
+    recipe = config_mod.Recipe.model_validate(spec.recipe)
+
+    emit("phase", phase="training", epochs=recipe.epochs)
+    outcome = train(
+        model, adapter, data, recipe, spec.selection, device, len(spec.classes), spec.input_size, spec.seed,
+        on_epoch=lambda record: emit("epoch", epochs=recipe.epochs, **record),
+    )
+
+    test_rows = table.iloc[fold["test"]]
+    selection_rule = (
+        f"best {spec.selection} (validation, {len(data['val'])} samples); ties keep the earlier epoch"
+        if len(data["val"]) else "final epoch (no validation data)"
+    )
+    result = dict(
+        run_id=spec.run_id,
+        **{k: v for k, v in outcome.selected.metrics.items()},
+        test_loss=outcome.selected.loss,
+        classes=list(spec.classes),
+        selected_epoch=outcome.selected_epoch,
+        selection_rule=selection_rule,
+        final_epoch=dict(epoch=len(outcome.history), **outcome.final.metrics, loss=outcome.final.loss),
+        test_best_epoch_oracle=dict(epoch=outcome.oracle_epoch, **outcome.oracle),
+        samples=dict(train=len(data["train"]), val=len(data["val"]), test=len(data["test"])),
+        history=outcome.history,
+        wall_time_s=round(time.perf_counter() - started, 3),
+    )
+    env = dict(
+        environment(device, upstream_dir, determinism),
+        upstream=spec.upstream,
+        upstream_commit=spec.upstream_commit,
+        model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+        model_file=model_module_file(model),
+        dataset_root=str(root),
+        dataset_manifest=manifest,
+        splits_file=job["splits_file"],
+    )
+    write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"]))
+    write_text_atomic(
+        run_dir / "predictions.csv",
+        _predictions_csv(test_rows["path"].tolist(), data["test"].labels.tolist(), outcome.selected.probabilities, spec.classes),
+    )
+    write_json_atomic(run_dir / "env.json", env)
+    write_json_atomic(run_dir / "result.json", result)
+    mark_complete(run_dir, dict(run_id=spec.run_id, finished=datetime.now(timezone.utc).isoformat()))
+    emit("done", accuracy=result["accuracy"], balanced_accuracy=result["balanced_accuracy"])
+
+
+def main() -> None:
+    from harness.errors import FerbenchError
+
+    job = json.loads(Path(sys.argv[1]).read_text())
+    try:
+        run(job)
+    except FerbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+import subprocess
+import sys
+
+from tests.conftest import REPO, child_env
+
+PROBE = """
+import sys
+from harness.cli import main
+try:
+    main(["list"])
+except SystemExit as done:
+    assert not done.code, done.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchvision", "adapters"})
+print("HEAVY", heavy)
+"""
+
+
+def test_list_shows_status_without_importing_torch(workspace):
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=child_env(), cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+    assert "baseline" in out.stdout and "built in" in out.stdout
+    assert "synthetic" in out.stdout and "present" in out.stdout
