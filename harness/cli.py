@@ -164,6 +164,62 @@ def demo() -> None:
     sys.stdout.write(run_demo(State.config(), State.paths, err))
 
 
+datasets_app = typer.Typer(help="Registered datasets: what is on disk, and a full check of one.")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets(ctx: typer.Context) -> None:
+    """Every dataset in the registry: present?, samples per official split and per class (decodes nothing)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from harness.data.inspection import OVERVIEW_HEADER, overview_rows, overviews
+
+    table = Table(*OVERVIEW_HEADER, title=f"Datasets under {State.paths.data_root}")
+    for row in overview_rows(overviews(State.config(), State.paths.data_root)):
+        table.add_row(*row)
+    Console().print(table)
+
+
+@datasets_app.command("check")
+def datasets_check(
+    name: str = typer.Argument(..., metavar="NAME", help="Dataset name from benchmark.toml."),
+    dataset_dir: Optional[Path] = typer.Option(None, help="Check this folder instead of <data-root>/NAME."),
+    show: int = typer.Option(20, min=0, help="How many problem lines to print."),
+) -> None:
+    """Validate NAME fully: label files, listed files, and every image decoded. Exits 1 on any problem."""
+    from rich.progress import Progress
+
+    from harness.data.inspection import KINDS_HEADER, check, kind_rows, split_class_rows
+
+    dataset = State.config().dataset(name)
+    root = (dataset_dir or State.paths.data_root / name).resolve()
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(f"decoding {name}", total=None)
+        report = check(dataset, root, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    console = Console()
+    console.print(f"{name}: {root} (layout {report.layout or 'not recognised'})", markup=False, highlight=False)
+    header, rows = split_class_rows(report, dataset.classes)
+    counts = Table(*header, title="samples per class and official split")
+    for row in rows:
+        counts.add_row(*row)
+    console.print(counts)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    if not report.problems:
+        console.print(f"{name}: {len(report.table)} samples, {report.decoded} images decoded, no problems.")
+        return
+    kinds = Table(*KINDS_HEADER, title=f"{len(report.problems)} problem(s)")
+    for row in kind_rows(report):
+        kinds.add_row(*row)
+    console.print(kinds)
+    for problem in report.problems[:show]:
+        console.print(problem.line, markup=False, highlight=False, soft_wrap=True)
+    if len(report.problems) > show:
+        console.print(f"… and {len(report.problems) - show} more (--show N)")
+    raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turns expected errors into one line and an exit code, never a traceback."""
     try:

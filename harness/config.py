@@ -62,9 +62,13 @@ class Model(_Record):
 
 
 class Dataset(_Record):
+    """A dataset: its classes (canonical names, in label order) and the on-disk layouts it accepts."""
+
     classes: tuple[str, ...] = Field(min_length=2)
-    layout: str
+    layouts: tuple[str, ...] = Field(min_length=1)
     protocol: str = "official"
+    folds: int = Field(default=10, ge=2)
+    video: bool = False
     description: str = ""
     name: str = ""
 

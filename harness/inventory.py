@@ -31,7 +31,7 @@ def model_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
 
 def dataset_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
     return [
-        (name, str(len(d.classes)), d.layout, d.protocol,
+        (name, str(len(d.classes)), ", ".join(d.layouts), d.protocol,
          "present" if (paths.data_root / name).is_dir() else f"missing ({paths.data_root / name})")
         for name, d in sorted(cfg.datasets.items())
     ]

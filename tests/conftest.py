@@ -30,7 +30,7 @@ batch_size = 8
 
 [datasets.synthetic]
 classes = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"]
-layout = "split-folders"
+layouts = ["split-folders"]
 """
 
 

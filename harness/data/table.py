@@ -1,45 +1,116 @@
 """A dataset as one pandas table, whatever its layout on disk.
 
-Columns: `path` (relative to the dataset root, POSIX), `label` (canonical class name),
-`native_label` (as the release encodes it), `subject` (or None) and `split` (official split or None).
-The manifest hash identifies exactly which files and labels a run saw.
+`scan` finds which of the dataset's accepted layouts the folder is in, reads it and returns the table with
+every problem found; `load_table` is the same for callers that need a usable table or one error. The columns
+are `COLUMNS` (see `harness.data.loaders.samples`). Samples a layout leaves out on purpose (AffectNet's
+non-expressions, classes the dataset does not use, FERPlus images without a majority) are listed in
+`table.attrs["notes"]`; `table.attrs["layout"]` names the layout that was read.
+The manifest hash identifies exactly which samples, labels and splits a run saw.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from harness.config import Dataset
-from harness.data.loaders import folders
+from harness.data.loaders import LAYOUTS
+from harness.data.loaders.fer2013 import SEPARATOR, is_pixel_row
+from harness.data.loaders.samples import COLUMNS, INTEGER_COLUMNS
+from harness.data.problems import Problems
 from harness.errors import FerbenchError
 
-COLUMNS = ["path", "label", "native_label", "subject", "split"]
+SHOWN_PROBLEMS = 3
 
-LOADERS: dict[str, Callable[[Path, Dataset], pd.DataFrame]] = {
-    "split-folders": folders.load_split_folders,
-    "class-folders": folders.load_class_folders,
-}
+
+def _empty() -> pd.DataFrame:
+    table = pd.DataFrame(columns=COLUMNS)
+    for column in INTEGER_COLUMNS:
+        table[column] = table[column].astype("Int64")
+    return table
+
+
+def _keep_classes(table: pd.DataFrame, dataset: Dataset, problems: Problems, root: Path) -> pd.DataFrame:
+    """Leave out samples whose label is not one of the dataset's classes, and say so in a note."""
+    keep = table["label"].isin(dataset.classes)
+    if keep.all():
+        return table
+    left = table.loc[~keep]
+    reasons = left["label"].where(left["label"].notna(), "native label '" + left["native_label"] + "'")
+    counts = ", ".join(f"{reason} ×{n}" for reason, n in reasons.value_counts(sort=False).items())
+    problems.note(root, f"left out {len(left)} samples that are not among the classes of '{dataset.name}': {counts}")
+    return table.loc[keep]
+
+
+def detect(root: Path, dataset: Dataset) -> str | None:
+    """The first of the dataset's accepted layouts whose files are in `root`."""
+    return next((name for name in dataset.layouts if LAYOUTS[name].detect(root)), None)
+
+
+def scan(root: Path, dataset: Dataset) -> tuple[pd.DataFrame, list[str]]:
+    """(table, problems): every problem found, each one line `path[:line]: reason`; no problems means usable."""
+    unknown = [name for name in dataset.layouts if name not in LAYOUTS]
+    if unknown:
+        raise FerbenchError(
+            f"datasets.{dataset.name}.layouts: unknown layout '{unknown[0]}' (known: {', '.join(sorted(LAYOUTS))})",
+            exit_code=2,
+        )
+    if not root.is_dir():
+        return _empty(), [f"{root}: dataset '{dataset.name}' not found (give --dataset-dir or --data-root)"]
+    layout = detect(root, dataset)
+    if layout is None:
+        expected = "; or ".join(f"{name}: {LAYOUTS[name].description}" for name in dataset.layouts)
+        return _empty(), [f"{root}: not a layout of dataset '{dataset.name}'; expected {expected}"]
+    problems = Problems()
+    table = _keep_classes(LAYOUTS[layout].load(root, dataset, problems), dataset, problems, root)
+    if table.empty and not problems.errors:
+        problems.add(root, f"no labelled samples found for dataset '{dataset.name}' (layout {layout})")
+    table = table[COLUMNS].reset_index(drop=True)
+    table.attrs.update(layout=layout, notes=list(problems.notes))
+    return table, problems.errors
 
 
 def load_table(root: Path, dataset: Dataset) -> pd.DataFrame:
-    if not root.is_dir():
-        raise FerbenchError(f"{root}: dataset '{dataset.name}' not found (give --dataset-dir or --data-root)")
-    loader = LOADERS.get(dataset.layout)
-    if loader is None:
-        raise FerbenchError(f"datasets.{dataset.name}.layout: unknown layout '{dataset.layout}'", exit_code=2)
-    table = loader(root, dataset)
-    if table.empty:
-        raise FerbenchError(f"{root}: no labelled images found for dataset '{dataset.name}'")
-    return table[COLUMNS].reset_index(drop=True)
+    """The dataset's table, or one FerbenchError summarising every problem found."""
+    table, problems = scan(root, dataset)
+    if len(problems) == 1:
+        raise FerbenchError(problems[0])
+    if problems:
+        shown = "; ".join(problems[:SHOWN_PROBLEMS])
+        more = f"; … {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        raise FerbenchError(
+            f"dataset '{dataset.name}' at {root} has {len(problems)} problems: {shown}{more} "
+            f"(run `ferbench datasets check {dataset.name}` for the full list)"
+        )
+    return table
+
+
+def _text(value) -> str:
+    return str(value) if isinstance(value, tuple) or not pd.isna(value) else ""
 
 
 def manifest_hash(root: Path, table: pd.DataFrame) -> str:
-    """sha256 over (path, label, file size) of every sample, in table order."""
+    """sha256 over every sample in table order: path, label, a cheap measure of its content (file size; the
+    CSV's size for pixel rows, whose path already names the row; the frame count for a video's frame folder),
+    and the split, fold, subject, box and face id that protocols read."""
+    sizes: dict[str, int] = {}
+
+    def size(path: str) -> int:
+        if path not in sizes:
+            sizes[path] = (root / path).stat().st_size
+        return sizes[path]
+
     digest = hashlib.sha256()
-    for path, label in zip(table["path"], table["label"]):
-        digest.update(f"{path}\t{label}\t{(root / path).stat().st_size}\n".encode())
+    fields = table[["path", "label", "frames", "split", "fold", "subject", "box", "face_id"]]
+    for path, label, frames, split, fold, subject, box, face_id in fields.itertuples(index=False, name=None):
+        if not pd.isna(frames):
+            measure = f"{frames} frames"
+        elif is_pixel_row(path):
+            measure = size(path.rpartition(SEPARATOR)[0])
+        else:
+            measure = size(path)
+        extra = "\t".join(_text(v) for v in (split, fold, subject, box, face_id))
+        digest.update(f"{path}\t{label}\t{measure}\t{extra}\n".encode())
     return digest.hexdigest()

@@ -8,7 +8,7 @@ import pandas as pd
 
 from harness.errors import FerbenchError
 from harness.files import read_json
-from harness.run.store import complete_runs
+from harness.run.store import MARKER, complete_runs
 
 METRICS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy"}
 
@@ -19,6 +19,8 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
         config, result = read_json(folder / "config.json"), read_json(folder / "result.json")
         rows.append(
             dict(
+                splits=config.get("splits", ""),
+                finished=read_json(folder / MARKER).get("finished", ""),
                 protocol=config["protocol"],
                 dataset=config["dataset"],
                 model=config["model"],
@@ -37,9 +39,24 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CELL = ["protocol", "dataset", "model"]
+
+
+def current(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split runs into those on each cell's newest data/splits and the superseded rest.
+
+    A changed dataset (new manifest) or fold setting gives new run ids; averaging old and new runs
+    together would mix two experiments, so only the splits of the most recently finished run count.
+    """
+    latest = runs.sort_values("finished").groupby(CELL)["splits"].transform("last").reindex(runs.index)
+    keep = runs["splits"] == latest
+    return runs[keep], runs[~keep]
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std (ddof=1) and counts per cell; `requested` is the largest repeat count asked for."""
-    grouped = runs.groupby(["protocol", "dataset", "model"], sort=True)
+    runs, superseded = current(runs)
+    grouped = runs.groupby(CELL, sort=True)
     summary = grouped.agg(
         n=("run_id", "count"),
         requested=("requested", "max"),
@@ -48,4 +65,5 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         **{f"{m}_std": (m, lambda s: s.std(ddof=1)) for m in METRICS},
     )
     summary["complete"] = summary["n"] >= summary["requested"]
+    summary["superseded"] = superseded.groupby(CELL).size().reindex(summary.index, fill_value=0)
     return summary.reset_index()

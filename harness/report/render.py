@@ -50,8 +50,10 @@ def render_markdown(summary: pd.DataFrame) -> str:
     for protocol, cells in summary.groupby("protocol", sort=True):
         sections.append(dict(protocol=protocol, tables=[_table(cells, metric) for metric in METRICS]))
     random_init = sorted(summary.loc[~summary["pretrained"], "model"].unique())
+    stale = summary[summary["superseded"] > 0]
+    superseded = [f"{r.model} on {r.dataset} ({r.protocol}): {r.superseded}" for r in stale.itertuples()]
     return env.get_template("report.md.j2").render(
-        sections=sections, version=harness.__version__, random_init=random_init
+        sections=sections, version=harness.__version__, random_init=random_init, superseded=superseded
     )
 
 

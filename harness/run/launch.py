@@ -102,7 +102,8 @@ def execute(jobs: list[Job], console: Console, overwrite: bool = False) -> Summa
 
             def on_event(event: dict, task=epochs) -> None:
                 if event["event"] == "phase":
-                    progress.update(task, status=event["phase"])
+                    counts = f" {event['done']}/{event['total']}" if "total" in event else ""
+                    progress.update(task, status=event["phase"] + counts)
                 elif event["event"] == "epoch":
                     score = (event.get("val") or event["test"])["balanced_accuracy"]
                     progress.update(

@@ -18,6 +18,7 @@ from harness.run.store import run_dir
 class Job:
     spec: RunSpec
     run_dir: Path
+    results_dir: Path
     dataset_root: Path
     splits_file: Path
     manifest: str
@@ -30,6 +31,7 @@ class Job:
         return dict(
             spec=self.spec.to_dict(),
             run_dir=str(self.run_dir),
+            results_dir=str(self.results_dir),
             dataset_root=str(self.dataset_root),
             splits_file=str(self.splits_file),
             manifest=self.manifest,
@@ -60,7 +62,9 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     root = (request.dataset_dir or paths.data_root / dataset.name).resolve()
     table = load_table(root, dataset)
     manifest = manifest_hash(root, table)
-    splits_file, folds = saved_folds(table, paths.results, dataset.name, protocol, manifest, cfg.defaults.val_fraction)
+    splits_file, folds = saved_folds(
+        table, paths.results, dataset.name, protocol, manifest, cfg.defaults.val_fraction, folds=dataset.folds
+    )
 
     upstream = cfg.upstream(model.upstream) if model.upstream else None
     upstream_dir = (paths.vendor / upstream.name).resolve() if upstream else None
@@ -75,6 +79,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             model=model.name,
             dataset=dataset.name,
             protocol=protocol,
+            splits=splits_file.stem,
             fold=repeat % len(folds),
             repeat=repeat,
             seed=cfg.defaults.base_seed + repeat,
@@ -91,6 +96,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             Job(
                 spec=spec,
                 run_dir=run_dir(paths.results, dataset.name, model.name, protocol, spec.run_id),
+                results_dir=paths.results,
                 dataset_root=root,
                 splits_file=splits_file,
                 manifest=manifest,

@@ -9,9 +9,13 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class RunSpec:
+    """`splits` names the saved split file, which encodes the protocol, its parameters and the dataset
+    manifest: changed data or folds give new run ids instead of silently reusing old results."""
+
     model: str
     dataset: str
     protocol: str
+    splits: str
     fold: int
     repeat: int
     seed: int

@@ -57,12 +57,13 @@ def run(job: dict) -> None:
     if upstream_dir is not None:
         sys.path.insert(0, str(upstream_dir))
 
+    import numpy as np
     import torch
 
     from adapters import load_adapter
     from adapters.contract import BuildContext, model_module_file
     from harness import config as config_mod
-    from harness.data.images import decode_all
+    from harness.data.cache import open_cache
     from harness.data.table import load_table, manifest_hash
     from harness.run.loop import Split, train
     from harness.run.provenance import environment
@@ -82,13 +83,17 @@ def run(job: dict) -> None:
     fold = read_json(Path(job["splits_file"]))["folds"][spec.fold]
     class_index = {name: i for i, name in enumerate(spec.classes)}
 
+    cache = open_cache(
+        Path(job["results_dir"]), dataset_cfg, root, table, manifest, spec.input_size,
+        progress=lambda done, total: emit("phase", phase="caching images", done=done, total=total),
+    )
     emit("phase", phase="loading images")
     data = {}
     for part in ("train", "val", "test"):
         rows = table.iloc[fold[part]]
-        images = decode_all(root, rows["path"].tolist(), spec.input_size)
+        images = torch.from_numpy(np.ascontiguousarray(cache.images[fold[part]]))
         labels = torch.tensor([class_index[label] for label in rows["label"]], dtype=torch.long)
-        data[part] = Split(images=torch.from_numpy(images), labels=labels)
+        data[part] = Split(images=images, labels=labels)
 
     adapter = load_adapter(model_cfg.adapter)
     ctx = BuildContext(
@@ -130,6 +135,7 @@ def run(job: dict) -> None:
         dataset_root=str(root),
         dataset_manifest=manifest,
         splits_file=job["splits_file"],
+        image_cache=str(cache.path),
     )
     write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"]))
     write_text_atomic(

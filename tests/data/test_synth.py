@@ -130,6 +130,26 @@ def test_manifest_missing_means_incomplete(tmp_path):
     assert (tmp_path / MANIFEST).exists()
 
 
+def test_interrupted_run_leaves_no_partial_state_and_is_redone(tmp_path):
+    written = []
+
+    def interrupt_after_five(n):
+        written.append(n)
+        if len(written) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "ds", images_per_class=4, size=32, progress=interrupt_after_five)
+
+    assert not (tmp_path / "ds" / MANIFEST).exists()
+    assert len(_pngs(tmp_path / "ds")) == 5
+    assert not [p for p in (tmp_path / "ds").rglob("*") if p.name.endswith(".tmp")]
+    assert generate(tmp_path / "ds", images_per_class=4, size=32)["reused"] is False
+    generate(tmp_path / "ref", images_per_class=4, size=32)
+    assert {k: v[1] for k, v in _snapshot(tmp_path / "ds").items()} == \
+        {k: v[1] for k, v in _snapshot(tmp_path / "ref").items()}
+
+
 def test_unrelated_files_in_root_are_left_alone(tmp_path):
     (tmp_path / "train" / "happy").mkdir(parents=True)
     keep = tmp_path / "train" / "happy" / "README.txt"
@@ -140,12 +160,20 @@ def test_unrelated_files_in_root_are_left_alone(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [
-    dict(images_per_class=0), dict(size=4), dict(seed=-1), dict(test_fraction=1.5),
+    dict(images_per_class=0), dict(images_per_class=2.5), dict(size=4), dict(size=True),
+    dict(seed=-1), dict(test_fraction=1.5), dict(test_fraction="a quarter"),
 ])
 def test_bad_parameters_are_user_errors(tmp_path, bad):
     with pytest.raises(FerbenchError) as err:
         generate(tmp_path, **bad)
     assert err.value.exit_code == 2
+    assert not tmp_path.joinpath("train").exists()
+
+
+def test_numpy_integers_are_accepted(tmp_path):
+    summary = generate(tmp_path, images_per_class=np.int64(2), size=np.int32(16), seed=np.uint8(1))
+    assert summary["images_per_class"] == 2 and summary["size"] == 16 and summary["seed"] == 1
+    assert json.loads((tmp_path / MANIFEST).read_text())["seed"] == 1
 
 
 def test_expressions_are_learnable_from_pixels(tmp_path):

@@ -20,18 +20,18 @@ FIXTURE = [
 ]
 
 
-def fake_run(results: Path, dataset, model, repeat, requested, acc, bacc, pretrained=False):
-    run_id = f"{dataset}{model}{repeat}"
+def fake_run(results: Path, dataset, model, repeat, requested, acc, bacc, pretrained=False, splits="s1", finished="1"):
+    run_id = f"{dataset}{model}{repeat}{splits}"
     folder = store.run_dir(results, dataset, model, "official", run_id)
     folder.mkdir(parents=True)
     config = dict(run_id=run_id, model=model, dataset=dataset, protocol="official", repeat=repeat, seed=repeat,
-                  repeats=requested, pretrained=pretrained, recipe={"epochs": 5})
+                  repeats=requested, pretrained=pretrained, recipe={"epochs": 5}, splits=splits)
     result = dict(accuracy=acc, balanced_accuracy=bacc, macro_f1=bacc, selected_epoch=3)
     store.write_json_atomic(folder / "config.json", config)
     store.write_json_atomic(folder / "result.json", result)
     store.write_json_atomic(folder / "env.json", {})
     (folder / "predictions.csv").write_text("path,true,predicted\n")
-    store.mark_complete(folder, {"run_id": run_id})
+    store.mark_complete(folder, {"run_id": run_id, "finished": finished})
     return folder
 
 
@@ -98,3 +98,14 @@ def test_cli_report_rejects_unknown_format(results, capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
         main(["report", "--format", "pdf"])
     assert info.value.code == 2
+
+
+def test_runs_on_superseded_splits_are_not_averaged(results):
+    for repeat, acc in enumerate([0.1, 0.2, 0.3]):  # the same cell on an older copy of the data
+        fake_run(results, "ckplus", "dan", repeat, 3, acc, acc, splits="s0", finished="0")
+    summary = summarise(load_runs(results)).set_index(["dataset", "model"])
+    assert summary.loc[("ckplus", "dan")].accuracy_mean == pytest.approx(0.98)
+    assert summary.loc[("ckplus", "dan")].superseded == 3
+    assert "Runs on older data or splits, not counted: dan on ckplus (official): 3." in render_markdown(
+        summarise(load_runs(results))
+    )
