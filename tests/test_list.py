@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from tests.conftest import REPO, child_env
+from tests.conftest import child_env
 
 PROBE = """
 import sys

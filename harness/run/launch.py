@@ -90,6 +90,8 @@ def execute(jobs: list[Job], console: Console, overwrite: bool = False) -> Summa
             todo.append(job)
     if summary.skipped:
         console.print(f"{len(summary.skipped)} of {len(jobs)} runs already complete; skipping them.")
+    if not todo:
+        return summary
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),

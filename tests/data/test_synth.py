@@ -2,7 +2,6 @@
 like a real dataset, reproducible to the byte, cheap to re-request, and learnable."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -16,9 +16,9 @@ from harness.config import Dataset
 from harness.data import vocabulary
 from harness.data.loaders.folders import class_rows
 from harness.data.loaders.layout import Layout
-from harness.data.loaders.records import csv_rows
-from harness.data.loaders.samples import sample, table, within
-from harness.data.problems import Problems, where
+from harness.data.loaders.crossval import load_label_csv
+from harness.data.loaders.samples import table
+from harness.data.problems import Problems
 
 FILE_NAME = re.compile(r"(S\d+)_(\d+)_\d+")
 
@@ -36,14 +36,7 @@ def _load_folders(root: Path, dataset: Dataset, problems: Problems) -> pd.DataFr
 
 
 def _load_crossval(root: Path, dataset: Dataset, problems: Problems) -> pd.DataFrame:
-    label_file = root / "ckplus_labels.csv"
-    rows = []
-    for line, record in csv_rows(label_file, ("image_name", "label"), problems):
-        at = where(label_file, line)
-        path = within(record["image_name"], at, problems, "ckplus_images")
-        if path is not None:
-            rows.append(sample(path, record["label"], at))
-    return table(rows, "ckplus-crossval", problems, root)
+    return load_label_csv(root, "ckplus_labels.csv", "image_name", "ckplus_images", "ckplus-crossval", problems)
 
 
 LAYOUTS = {

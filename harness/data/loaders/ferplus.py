@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import Dataset
+from harness.data.loaders.crossval import load_label_csv
 from harness.data.loaders.layout import Layout
 from harness.data.loaders.records import csv_rows
 from harness.data.loaders.samples import sample, table, within
@@ -72,14 +73,7 @@ def _load_official(root: Path, dataset: Dataset, problems: Problems) -> pd.DataF
 
 
 def _load_crossval(root: Path, dataset: Dataset, problems: Problems) -> pd.DataFrame:
-    label_file = root / "FERPlus_Label_modified.csv"
-    rows = []
-    for line, record in csv_rows(label_file, ("Image name", "label"), problems):
-        at = where(label_file, line)
-        path = within(record["Image name"], at, problems, "FERPlus_Image")
-        if path is not None:
-            rows.append(sample(path, record["label"], at))
-    return table(rows, "ferplus-crossval", problems, root)
+    return load_label_csv(root, "FERPlus_Label_modified.csv", "Image name", "FERPlus_Image", "ferplus-crossval", problems)
 
 
 LAYOUTS = {

@@ -15,9 +15,9 @@ from harness.config import Dataset
 from harness.data import vocabulary
 from harness.data.loaders.folders import class_rows
 from harness.data.loaders.layout import Layout
-from harness.data.loaders.records import csv_rows
-from harness.data.loaders.samples import sample, table, within
-from harness.data.problems import Problems, where
+from harness.data.loaders.crossval import load_label_csv
+from harness.data.loaders.samples import table
+from harness.data.problems import Problems
 
 SPLITS = {"Train": "train", "Val": "test"}
 CROSSVAL_FILES = (("sfew_2.0_labels.csv", "sfew2.0_images"), ("sfew_labels.csv", "sfew_images"))
@@ -60,14 +60,7 @@ def _crossval_files(root: Path) -> tuple[str, str]:
 
 def _load_crossval(root: Path, dataset: Dataset, problems: Problems) -> pd.DataFrame:
     csv_name, images = _crossval_files(root)
-    label_file = root / csv_name
-    rows = []
-    for line, record in csv_rows(label_file, ("image_name", "label"), problems):
-        at = where(label_file, line)
-        path = within(record["image_name"], at, problems, images)
-        if path is not None:
-            rows.append(sample(path, record["label"], at))
-    return table(rows, "sfew-crossval", problems, root)
+    return load_label_csv(root, csv_name, "image_name", images, "sfew-crossval", problems)
 
 
 _TREE_CLASSES = """Angry/ Disgust/ Fear/ Happy/ Neutral/ Sad/ Surprise/"""

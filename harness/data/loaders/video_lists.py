@@ -11,7 +11,6 @@ listed frame count must equal the frames in the folder.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
