@@ -51,8 +51,8 @@ def _global(
 
 @app.command("list")
 def list_() -> None:
-    """Every model and dataset with its status: code fetched? data present? weights present?"""
-    from harness.inventory import dataset_rows, model_rows
+    """Every model, dataset and upstream with its status: code fetched? data present? weights present?"""
+    from harness.inventory import dataset_rows, model_rows, upstream_rows
 
     cfg, paths = State.config(), State.paths
     console = Console()
@@ -62,8 +62,12 @@ def list_() -> None:
     datasets = Table("dataset", "classes", "layout", "protocol", "data", title="Datasets")
     for row in dataset_rows(cfg, paths):
         datasets.add_row(*row)
+    upstreams = Table("upstream", "pin", "code", "licence", "repository", title="Upstreams")
+    for row in upstream_rows(cfg, paths):
+        upstreams.add_row(*row)
     console.print(models)
     console.print(datasets)
+    console.print(upstreams)
 
 
 @app.command("fetch")

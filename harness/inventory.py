@@ -7,6 +7,7 @@ from harness.paths import Paths
 
 
 def _code_status(cfg: Config, paths: Paths, upstream: str | None) -> str:
+    """Whether vendor/<upstream> is at its pin and clean (read from disk, no network)."""
     if upstream is None:
         return "built in"
     from harness.fetch import vendor_status
@@ -34,4 +35,11 @@ def dataset_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
         (name, str(len(d.classes)), ", ".join(d.layouts), d.protocol,
          "present" if (paths.data_root / name).is_dir() else f"missing ({paths.data_root / name})")
         for name, d in sorted(cfg.datasets.items())
+    ]
+
+
+def upstream_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
+    return [
+        (name, u.commit[:12], _code_status(cfg, paths, name), u.licence, u.url)
+        for name, u in cfg.upstreams.items()
     ]

@@ -21,3 +21,15 @@ def test_list_shows_status_without_importing_torch(workspace):
     assert "HEAVY []" in out.stdout
     assert "baseline" in out.stdout and "built in" in out.stdout
     assert "synthetic" in out.stdout and "present" in out.stdout
+
+
+def test_list_shows_upstreams_missing_before_fetch(workspace):
+    toml = workspace / "benchmark.toml"
+    toml.write_text(
+        toml.read_text()
+        + '\n[upstreams.dan]\nurl = "https://github.com/yaoing/DAN"\n'
+        + 'commit = "3872eefef1441231342b1a798719f6e69cdbc1fd"\nlicence = "MIT"\n'
+    )
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=child_env(), cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    assert "Upstreams" in out.stdout and "3872eefef144" in out.stdout and "missing" in out.stdout

@@ -8,6 +8,7 @@ The parent passes a job file; progress goes to stdout as `@ferbench {json}` line
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -45,6 +46,15 @@ def _predictions_csv(paths, labels, probabilities, classes) -> str:
     return frame.to_csv(index=False)
 
 
+def isolate_sys_path(upstream_dir: Path | None) -> None:
+    """Drop the working directory that `python -m` puts first (a user's `models/` or `datasets/` folder
+    must not shadow anything) and put the run's own upstream, and only it, in front."""
+    cwd = os.path.realpath(os.getcwd())
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != cwd]
+    if upstream_dir is not None:
+        sys.path.insert(0, str(upstream_dir))
+
+
 def run(job: dict) -> None:
     started = time.perf_counter()
     from harness.run.seeding import seed_everything
@@ -54,8 +64,7 @@ def run(job: dict) -> None:
     determinism = seed_everything(spec.seed)
 
     upstream_dir = Path(job["upstream_dir"]) if job.get("upstream_dir") else None
-    if upstream_dir is not None:
-        sys.path.insert(0, str(upstream_dir))
+    isolate_sys_path(upstream_dir)
 
     import numpy as np
     import torch
