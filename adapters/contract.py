@@ -25,6 +25,7 @@ class BuildContext:
     pretrained: bool
     weights_dir: Path | None = None
     upstream_dir: Path | None = None
+    trust_pickle: bool = False
 
 
 def cross_entropy(outputs: Any, targets: Tensor) -> Tensor:

@@ -106,6 +106,9 @@ def run(
     batch_size: Optional[int] = typer.Option(None, min=2, help="Override the recipe's batch size (part of the run id)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto (default from benchmark.toml)."),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Random initialisation."),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Allow weight files that can only be unpickled (runs code from the file); only after their sha256 matched."
+    ),
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
     overwrite: bool = typer.Option(False, help="Recompute runs that are already complete."),
 ) -> None:
@@ -118,6 +121,7 @@ def run(
     request = Request(
         model=model, dataset=dataset, protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
+        trust_pickle=trust_pickle,
     )
     jobs = plan(State.config(), State.paths, request)
     summary = execute(jobs, err, overwrite=overwrite)
@@ -222,6 +226,31 @@ def datasets_check(
     if len(report.problems) > show:
         console.print(f"… and {len(report.problems) - show} more (--show N)")
     raise typer.Exit(1)
+
+
+@app.command("weights")
+def weights_() -> None:
+    """Every pretrained weight file in the registry: present, missing or checksum mismatch. Exits 1 unless all are present."""
+    from harness.weights import HEADER, rows
+
+    cfg, weights_dir = State.config(), State.paths.weights
+    with err.status(f"checking the sha256 of the files in {weights_dir}"):
+        listed = rows(cfg, weights_dir)
+    if not listed:
+        Console().print(f"No model in {cfg.source} declares pretrained weights.", markup=False, highlight=False)
+        return
+    table = Table(title=f"Pretrained weights under {weights_dir}")
+    for column in HEADER:
+        table.add_column(column, no_wrap=column == "status", overflow="ellipsis" if column == "source" else "fold")
+    for row in listed:
+        table.add_row(*row, style=None if row[3] == "present" else "red")
+    Console().print(table)
+    unusable = sorted({(file, state, url) for _, file, _, state, url in listed if state != "present"})
+    for file, state, url in unusable:
+        err.print(f"{weights_dir / file}: {state}; download {url}", markup=False, highlight=False, soft_wrap=True)
+    if unusable:
+        err.print("Put the files there (or pass --weights-dir), or run with --no-pretrained.", highlight=False)
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,9 +16,12 @@ def _code_status(cfg: Config, paths: Paths, upstream: str | None) -> str:
 
 
 def _weights_status(paths: Paths, files) -> str:
+    """Present and matching its pinned sha256 (hashes are cached beside the files, so this stays quick)."""
     if not files:
         return "none needed"
-    present = sum((paths.weights / f.name).is_file() for f in files)
+    from harness.weights import status
+
+    present = sum(status(f, paths.weights) == "present" for f in files)
     return f"{present}/{len(files)} present"
 
 

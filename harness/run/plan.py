@@ -12,6 +12,7 @@ from harness.errors import FerbenchError
 from harness.paths import Paths
 from harness.run.spec import RunSpec
 from harness.run.store import run_dir
+from harness.weights import require
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Job:
     device: str
     repeats: int
     config_path: Path
+    weights_dir: Path
+    trust_pickle: bool
 
     def to_dict(self) -> dict:
         return dict(
@@ -39,6 +42,8 @@ class Job:
             device=self.device,
             repeats=self.repeats,
             config_path=str(self.config_path),
+            weights_dir=str(self.weights_dir),
+            trust_pickle=self.trust_pickle,
         )
 
 
@@ -53,6 +58,7 @@ class Request:
     device: str | None = None
     pretrained: bool = True
     dataset_dir: Path | None = None
+    trust_pickle: bool = False
 
 
 def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
@@ -71,6 +77,9 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     if upstream_dir is not None and not upstream_dir.is_dir():
         raise FerbenchError(f"{upstream_dir}: upstream '{upstream.name}' is not fetched; run `ferbench fetch {upstream.name}`")
 
+    pretrained = request.pretrained and bool(model.pretrained)
+    if pretrained:
+        require(model, paths.weights)  # a missing or altered file stops here, before any worker starts
     overrides = {k: v for k, v in (("epochs", request.epochs), ("batch_size", request.batch_size)) if v is not None}
     recipe = model.recipe.model_copy(update=overrides).model_dump()
     jobs = []
@@ -86,7 +95,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             classes=dataset.classes,
             input_size=model.input_size,
             recipe=recipe,
-            pretrained=request.pretrained and bool(model.pretrained),
+            pretrained=pretrained,
             val_fraction=cfg.defaults.val_fraction,
             selection=cfg.defaults.selection,
             upstream=upstream.name if upstream else None,
@@ -104,6 +113,8 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 device=request.device or cfg.defaults.device,
                 repeats=repeats,
                 config_path=Path(cfg.source).resolve(),
+                weights_dir=paths.weights,
+                trust_pickle=request.trust_pickle,
             )
         )
     return jobs

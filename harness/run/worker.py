@@ -106,7 +106,8 @@ def run(job: dict) -> None:
 
     adapter = load_adapter(model_cfg.adapter)
     ctx = BuildContext(
-        num_classes=len(spec.classes), input_size=spec.input_size, pretrained=spec.pretrained, upstream_dir=upstream_dir
+        num_classes=len(spec.classes), input_size=spec.input_size, pretrained=spec.pretrained,
+        weights_dir=Path(job["weights_dir"]), upstream_dir=upstream_dir, trust_pickle=job["trust_pickle"],
     )
     model = adapter.build(ctx)
     recipe = config_mod.Recipe.model_validate(spec.recipe)
