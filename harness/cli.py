@@ -111,6 +111,9 @@ def run(
     ),
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
     overwrite: bool = typer.Option(False, help="Recompute runs that are already complete."),
+    aligned: Optional[int] = typer.Option(
+        None, metavar="SIZE", help="Train on the copy `ferbench align --size SIZE` made, not the raw images."
+    ),
 ) -> None:
     """Train and evaluate MODEL on DATASET for N seeded repeats, one subprocess per run."""
     if device not in (None, "cpu", "cuda", "auto"):
@@ -121,7 +124,7 @@ def run(
     request = Request(
         model=model, dataset=dataset, protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
-        trust_pickle=trust_pickle,
+        trust_pickle=trust_pickle, aligned=aligned,
     )
     jobs = plan(State.config(), State.paths, request)
     summary = execute(jobs, err, overwrite=overwrite)
@@ -251,6 +254,48 @@ def weights_() -> None:
     if unusable:
         err.print("Put the files there (or pass --weights-dir), or run with --no-pretrained.", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def align(
+    name: str = typer.Argument(..., metavar="DATASET", help="Dataset name from benchmark.toml."),
+    size: int = typer.Option(112, help="Side of the aligned crops: 112 or 224 (the ArcFace template, scaled)."),
+    policy: str = typer.Option("fallback", help="When no face is found: fallback (centre crop, flagged) or skip."),
+    detect: Optional[bool] = typer.Option(
+        None, "--detect/--no-detect",
+        help="Detect faces even in pre-cropped 48×48 releases (or only resize); default: decided by the layout.",
+    ),
+    limit: Optional[int] = typer.Option(None, min=1, help="Align only the first N samples (table order)."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when torch sees it)."),
+    dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
+    out: Optional[Path] = typer.Option(None, help="Write here instead of <data-root>/DATASET/aligned_<size>."),
+    overwrite: bool = typer.Option(False, help="Replace an aligned set made there with other settings."),
+) -> None:
+    """Align DATASET's faces onto the ArcFace five-point template, with a manifest of every image."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from harness.align import align_dataset, default_out
+
+    dataset = State.config().dataset(name)
+    root = (dataset_dir or State.paths.data_root / name).resolve()
+    target = (out or default_out(State.paths.data_root, name, size)).resolve()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(f"aligning {name}", total=None)
+        summary = align_dataset(
+            dataset, root, target, size=size, policy=policy, detect=detect, limit=limit, device=device,
+            overwrite=overwrite, progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    counts = Table("status", "images", title=f"{name}, {summary.mode}")
+    for status, count in summary.counts.items():
+        counts.add_row(status, str(count))
+    console = Console()
+    console.print(counts)
+    console.print(
+        f"{summary.processed} images aligned now ({summary.images_per_s:.1f} images/s), {summary.reused} already "
+        f"done; manifest {summary.out / 'manifest.csv'}, sha256 {summary.manifest_hash[:16]}",
+        markup=False, highlight=False, soft_wrap=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

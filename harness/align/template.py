@@ -30,9 +30,9 @@ def similarity(points: np.ndarray, size: int) -> np.ndarray | None:
     """The 2×3 similarity (rotation, uniform scale, translation) taking `points` onto the template, or None
     when the estimate is degenerate (coincident or non-finite points, or OpenCV finds no model).
 
-    LMEDS: when all five points agree, each is an inlier and OpenCV's refinement gives the least-squares
-    similarity over all five (what insightface's scikit-image estimate computes); one point far off the others
-    is left out instead of skewing the crop.
+    LMEDS: with five points its inlier bound is loose, so in practice all five are kept and OpenCV's refinement
+    gives the least-squares similarity over all five, which is what insightface's scikit-image estimate computes
+    (the tests compare the two); only a point far off all the others is left out.
     """
     source = np.asarray(points, dtype=np.float64).reshape(5, 2)
     if not np.isfinite(source).all() or np.ptp(source, axis=0).max() < MIN_SPREAD:
@@ -50,6 +50,11 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """The size×size crop that `matrix` maps `image` onto (bilinear, black outside the image)."""
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2×3 map `outer` ∘ `inner` (first `inner`, then `outer`)."""
+    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

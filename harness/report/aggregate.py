@@ -13,6 +13,12 @@ from harness.run.store import MARKER, complete_runs
 METRICS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy"}
 
 
+def _dataset_label(config: dict) -> str:
+    """Runs on an aligned copy are a row of their own, e.g. `ckplus (aligned_112)`."""
+    aligned = config.get("aligned")
+    return f"{config['dataset']} ({aligned.rsplit('-', 1)[0]})" if aligned else config["dataset"]
+
+
 def load_runs(results_dir: Path) -> pd.DataFrame:
     rows = []
     for folder in complete_runs(results_dir):
@@ -22,7 +28,7 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
                 splits=config.get("splits", ""),
                 finished=read_json(folder / MARKER).get("finished", ""),
                 protocol=config["protocol"],
-                dataset=config["dataset"],
+                dataset=_dataset_label(config),
                 model=config["model"],
                 run_id=config["run_id"],
                 repeat=config["repeat"],

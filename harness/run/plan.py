@@ -7,9 +7,10 @@ from pathlib import Path
 
 from harness.config import Config
 from harness.data.protocols import saved_folds
-from harness.data.table import load_table, manifest_hash
+from harness.align.pipeline import default_out
 from harness.errors import FerbenchError
 from harness.paths import Paths
+from harness.run.sources import resolve
 from harness.run.spec import RunSpec
 from harness.run.store import run_dir
 from harness.weights import require
@@ -23,6 +24,7 @@ class Job:
     dataset_root: Path
     splits_file: Path
     manifest: str
+    aligned_dir: Path | None
     upstream_dir: Path | None
     device: str
     repeats: int
@@ -38,6 +40,7 @@ class Job:
             dataset_root=str(self.dataset_root),
             splits_file=str(self.splits_file),
             manifest=self.manifest,
+            aligned_dir=str(self.aligned_dir) if self.aligned_dir else None,
             upstream_dir=str(self.upstream_dir) if self.upstream_dir else None,
             device=self.device,
             repeats=self.repeats,
@@ -59,6 +62,8 @@ class Request:
     pretrained: bool = True
     dataset_dir: Path | None = None
     trust_pickle: bool = False
+    aligned: int | None = None
+    """Train on the copy `ferbench align --size N` made (its default folder), not the raw images."""
 
 
 def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
@@ -66,10 +71,11 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     protocol = request.protocol or dataset.protocol
     repeats = request.repeats or cfg.defaults.repeats
     root = (request.dataset_dir or paths.data_root / dataset.name).resolve()
-    table = load_table(root, dataset)
-    manifest = manifest_hash(root, table)
+    aligned = default_out(paths.data_root, dataset.name, request.aligned).resolve() if request.aligned else None
+    source = resolve(dataset, root, aligned)
     splits_file, folds = saved_folds(
-        table, paths.results, dataset.name, protocol, manifest, cfg.defaults.val_fraction, folds=dataset.folds
+        source.table, paths.results, dataset.name, protocol, source.manifest, cfg.defaults.val_fraction,
+        folds=dataset.folds,
     )
 
     upstream = cfg.upstream(model.upstream) if model.upstream else None
@@ -89,6 +95,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             dataset=dataset.name,
             protocol=protocol,
             splits=splits_file.stem,
+            aligned=f"{aligned.name}-{source.aligned[:16]}" if source.aligned else None,
             fold=repeat % len(folds),
             repeat=repeat,
             seed=cfg.defaults.base_seed + repeat,
@@ -108,7 +115,8 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 results_dir=paths.results,
                 dataset_root=root,
                 splits_file=splits_file,
-                manifest=manifest,
+                manifest=source.manifest,
+                aligned_dir=aligned,
                 upstream_dir=upstream_dir,
                 device=request.device or cfg.defaults.device,
                 repeats=repeats,

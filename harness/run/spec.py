@@ -10,12 +10,14 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class RunSpec:
     """`splits` names the saved split file, which encodes the protocol, its parameters and the dataset
-    manifest: changed data or folds give new run ids instead of silently reusing old results."""
+    manifest: changed data or folds give new run ids instead of silently reusing old results. `aligned` is
+    the aligned set's hash prefix (None for the raw images), so raw and aligned runs never share an id."""
 
     model: str
     dataset: str
     protocol: str
     splits: str
+    aligned: str | None
     fold: int
     repeat: int
     seed: int

@@ -73,7 +73,7 @@ def run(job: dict) -> None:
     from adapters.contract import BuildContext, model_module_file
     from harness import config as config_mod
     from harness.data.cache import open_cache
-    from harness.data.table import load_table, manifest_hash
+    from harness.run.sources import resolve
     from harness.run.loop import Split, train
     from harness.run.provenance import environment
     from harness.files import read_json, write_json_atomic, write_text_atomic
@@ -82,12 +82,11 @@ def run(job: dict) -> None:
     cfg = config_mod.load(Path(job["config_path"]))
     model_cfg, dataset_cfg = cfg.model(spec.model), cfg.dataset(spec.dataset)
     run_dir = Path(job["run_dir"])
-    root = Path(job["dataset_root"])
     device = _resolve_device(job["device"])
 
-    table = load_table(root, dataset_cfg)
-    manifest = manifest_hash(root, table)
-    if manifest != job["manifest"]:
+    source = resolve(dataset_cfg, Path(job["dataset_root"]), Path(job["aligned_dir"]) if job["aligned_dir"] else None)
+    root, table, manifest = source.root, source.table, source.manifest
+    if manifest != job["manifest"] or (source.aligned or "")[:16] != (spec.aligned or "")[-16:]:
         raise RuntimeError(f"{root}: the dataset changed since the run was planned (manifest {manifest[:12]})")
     fold = read_json(Path(job["splits_file"]))["folds"][spec.fold]
     class_index = {name: i for i, name in enumerate(spec.classes)}
@@ -142,8 +141,10 @@ def run(job: dict) -> None:
         upstream_commit=spec.upstream_commit,
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         model_file=model_module_file(model),
-        dataset_root=str(root),
+        dataset_root=job["dataset_root"],
         dataset_manifest=manifest,
+        aligned_dir=job["aligned_dir"],
+        aligned_manifest=source.aligned,
         splits_file=job["splits_file"],
         image_cache=str(cache.path),
     )

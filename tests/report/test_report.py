@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,13 @@ def test_runs_on_superseded_splits_are_not_averaged(results):
     assert "Runs on older data or splits, not counted: dan on ckplus (official): 3." in render_markdown(
         summarise(load_runs(results))
     )
+
+
+def test_runs_on_an_aligned_copy_get_their_own_row(results):
+    folder = fake_run(results, "ckplus", "dan", 0, 1, 0.5, 0.5, splits="aligned")
+    config = json.loads((folder / "config.json").read_text())
+    config["aligned"] = "aligned_112-0123456789abcdef"
+    (folder / "config.json").write_text(json.dumps(config))
+    summary = summarise(load_runs(results)).set_index(["dataset", "model"])
+    assert summary.loc[("ckplus (aligned_112)", "dan")].n == 1
+    assert summary.loc[("ckplus", "dan")].n == 3

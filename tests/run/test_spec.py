@@ -7,7 +7,7 @@ from harness.run.spec import RunSpec
 from tests.conftest import child_env
 
 SPEC = RunSpec(
-    model="baseline", dataset="synthetic", protocol="official", splits="official-val0.1-0123456789abcdef", fold=0, repeat=1, seed=1,
+    model="baseline", dataset="synthetic", protocol="official", splits="official-val0.1-0123456789abcdef", aligned=None, fold=0, repeat=1, seed=1,
     classes=("a", "b"), input_size=32, recipe={"epochs": 1, "lr": 0.001, "optimizer": "adam"},
     pretrained=False, val_fraction=0.1, selection="val_balanced_accuracy", upstream=None, upstream_commit=None,
 )
@@ -32,7 +32,7 @@ def test_run_id_is_stable_across_processes():
 def test_run_id_ignores_key_order_but_not_values():
     reordered = dataclasses.replace(SPEC, recipe={"optimizer": "adam", "lr": 0.001, "epochs": 1})
     assert reordered.run_id == SPEC.run_id
-    for change in ({"seed": 2}, {"recipe": {**SPEC.recipe, "epochs": 2}}, {"upstream_commit": "f" * 40}, {"splits": "official-val0.1-fedcba9876543210"}):
+    for change in ({"seed": 2}, {"recipe": {**SPEC.recipe, "epochs": 2}}, {"upstream_commit": "f" * 40}, {"splits": "official-val0.1-fedcba9876543210"}, {"aligned": "aligned_112-0123456789abcdef"}):
         assert dataclasses.replace(SPEC, **change).run_id != SPEC.run_id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -13,16 +14,19 @@ from harness.data.loaders.samples import image_files, sample, table
 from harness.data.problems import Problems
 
 SPLITS = ("train", "val", "test")
+ALIGNED = re.compile(r"aligned_\d+")
+"""`ferbench align` writes `aligned_<size>/` into the dataset folder by default; it is never a class."""
 
 
 def class_rows(
     root: Path, base: Path, encoding: str, problems: Problems, split: str | None = None, ignore: frozenset = frozenset()
 ) -> list[dict]:
     """One row per image in each class folder of `base`; a folder that is neither a class of `encoding` nor
-    named in `ignore` is a problem."""
+    named in `ignore` nor an aligned copy (`aligned_<size>`) is a problem."""
     accepted = vocabulary.ENCODINGS[encoding]
     rows = []
-    for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name not in ignore):
+    folders = [p for p in base.iterdir() if p.is_dir() and p.name not in ignore and not ALIGNED.fullmatch(p.name)]
+    for folder in sorted(folders):
         if folder.name not in accepted:
             problems.add(folder, f"folder is not a class (expected one of {vocabulary.expected(encoding)})")
             continue
