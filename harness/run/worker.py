@@ -78,6 +78,7 @@ def run(job: dict) -> None:
     from harness.run.provenance import environment
     from harness.files import read_json, write_json_atomic, write_text_atomic
     from harness.run.store import mark_complete
+    from harness.errors import FerbenchError
 
     cfg = config_mod.load(Path(job["config_path"]))
     model_cfg, dataset_cfg = cfg.model(spec.model), cfg.dataset(spec.dataset)
@@ -87,7 +88,7 @@ def run(job: dict) -> None:
     source = resolve(dataset_cfg, Path(job["dataset_root"]), Path(job["aligned_dir"]) if job["aligned_dir"] else None)
     root, table, manifest = source.root, source.table, source.manifest
     if manifest != job["manifest"] or (source.aligned or "")[:16] != (spec.aligned or "")[-16:]:
-        raise RuntimeError(f"{root}: the dataset changed since the run was planned (manifest {manifest[:12]})")
+        raise FerbenchError(f"{root}: the dataset changed since the run was planned (manifest {manifest[:12]}); run again")
     fold = read_json(Path(job["splits_file"]))["folds"][spec.fold]
     class_index = {name: i for i, name in enumerate(spec.classes)}
 
@@ -124,7 +125,7 @@ def run(job: dict) -> None:
     )
     result = dict(
         run_id=spec.run_id,
-        **{k: v for k, v in outcome.selected.metrics.items()},
+        **outcome.selected.metrics,
         test_loss=outcome.selected.loss,
         classes=list(spec.classes),
         selected_epoch=outcome.selected_epoch,
