@@ -39,3 +39,16 @@ def random_crop(batch: Tensor, padding: int) -> Tensor:
     dy = torch.randint(0, 2 * padding + 1, (b,)).tolist()
     dx = torch.randint(0, 2 * padding + 1, (b,)).tolist()
     return torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(dy, dx))])
+
+
+def per_sample(batch: Tensor, transform) -> Tensor:
+    """Apply a per-image transform (torchvision v2 ops, or a PIL pipeline through `pil_transform`) to each
+    sample, so random parameters differ per image as in upstream DataLoaders."""
+    return torch.stack([transform(image) for image in batch])
+
+
+def pil_transform(transform):
+    """Wrap a PIL → PIL transform (timm / upstream RandAugment) for uint8 [3, H, W] tensors."""
+    from torchvision.transforms.v2 import functional as TF
+
+    return lambda image: TF.pil_to_tensor(transform(TF.to_pil_image(image.cpu()))).to(image.device)

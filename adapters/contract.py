@@ -1,15 +1,17 @@
 """The adapter contract: what the one training loop needs from a model, and nothing more.
 
 An adapter is plain data with a few callables, so a model file stays short and declarative;
-hooks exist only where an upstream's training truly differs from plain supervised learning.
+hooks exist only where an upstream's training truly differs from plain supervised learning:
+a loss with learnable parameters (DAN's centres), two views per sample (LNSU-Net), per-epoch
+state (Ada-DF), SAM's two-step update (POSTER, POSTER++) and test-time crops (the baselines).
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,23 +19,59 @@ from torch import Tensor, nn
 BatchTransform = Callable[[Tensor], Tensor]
 """Maps a uint8 batch [B, 3, H, W] (already at the model's input size) to the float input the model expects."""
 
+Criterion = Callable[[Any, Tensor], Tensor]
+"""(model outputs, targets) → scalar loss. An `nn.Module` criterion is moved to the device and its
+parameters join the optimizer (DAN's affinity centres)."""
+
 
 @dataclass(frozen=True)
 class BuildContext:
+    """What an adapter may know when it builds its model and loss: the task, never the test data."""
+
     num_classes: int
     input_size: int
     pretrained: bool
     weights_dir: Path | None = None
     upstream_dir: Path | None = None
     trust_pickle: bool = False
+    weights: Mapping[str, Path] = field(default_factory=dict)
+    """Declared weight files (benchmark.toml name → path), already found and sha256-checked."""
+    classes: tuple[str, ...] = ()
+    class_counts: tuple[int, ...] = ()
+    """Training-split sample count per class (LNSU-Net weights its CAM loss by class frequency)."""
+    batch_size: int = 0
+    epochs: int = 0
 
 
-def cross_entropy(outputs: Any, targets: Tensor) -> Tensor:
-    return F.cross_entropy(outputs, targets)
+@dataclass
+class EpochState:
+    """Handed to the per-epoch hooks: what Ada-DF needs to set its loss weights and rebuild its table."""
+
+    model: nn.Module
+    criterion: Criterion
+    epoch: int
+    epochs: int
+    train_images: Tensor
+    train_labels: Tensor
+    train_transform: BatchTransform
+    batch_size: int
+    device: Any
+
+
+def cross_entropy_criterion(ctx: BuildContext) -> Criterion:
+    return F.cross_entropy
 
 
 def identity(outputs: Any) -> Tensor:
     return outputs
+
+
+def plain_forward(model: nn.Module, images: Tensor) -> Any:
+    return model(images)
+
+
+def training_loss(model: nn.Module, images: Tensor, targets: Tensor, criterion: Criterion) -> Tensor:
+    return criterion(model(images), targets)
 
 
 @dataclass(frozen=True)
@@ -41,8 +79,19 @@ class Adapter:
     build: Callable[[BuildContext], nn.Module]
     train_transform: Callable[[int], BatchTransform]
     eval_transform: Callable[[int], BatchTransform]
-    loss: Callable[[Any, Tensor], Tensor] = cross_entropy
+    criterion: Callable[[BuildContext], Criterion] = cross_entropy_criterion
+    """Builds the training loss once per run, from upstream's loss classes."""
     logits: Callable[[Any], Tensor] = identity
+    """Model outputs → the [B, C] scores whose argmax is the prediction."""
+    train_loss: Callable[[nn.Module, Tensor, Tensor, Criterion], Tensor] = training_loss
+    """One training forward: (model, transformed images, targets, criterion) → loss. Called twice per
+    step under SAM. LNSU-Net overrides it to add the flipped view."""
+    eval_forward: Callable[[nn.Module, Tensor], Any] = plain_forward
+    """Evaluation forward on a transformed batch (ten-crop averaging for the WuJie1010 baselines)."""
+    epoch_start: Callable[[EpochState], None] | None = None
+    epoch_end: Callable[[EpochState], None] | None = None
+    sam: Callable[[BuildContext], type] | None = None
+    """Returns upstream's SAM optimizer class; used when the recipe sets `sam_rho`."""
     drop_last: bool = True
     """Upstream loaders drop the last partial batch: BatchNorm fails on a batch of one."""
 

@@ -30,9 +30,10 @@ def data(samples: int, size: int) -> dict[str, Split]:
 
 def harness_epoch(splits, recipe, size) -> float:
     torch.manual_seed(0)
-    model = ADAPTER.build(BuildContext(num_classes=7, input_size=size, pretrained=False))
+    ctx = BuildContext(num_classes=7, input_size=size, pretrained=False)
+    model = ADAPTER.build(ctx)
     started = time.perf_counter()
-    train(model, ADAPTER, splits, recipe, "val_balanced_accuracy", torch.device("cpu"), 7, size, seed=0)
+    train(model, ADAPTER, splits, recipe, "val_balanced_accuracy", torch.device("cpu"), ctx, seed=0)
     return time.perf_counter() - started
 
 

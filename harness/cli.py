@@ -105,6 +105,9 @@ def run(
     epochs: Optional[int] = typer.Option(None, min=1, help="Override the recipe's epochs (part of the run id)."),
     batch_size: Optional[int] = typer.Option(None, min=2, help="Override the recipe's batch size (part of the run id)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto (default from benchmark.toml)."),
+    recipe: str = typer.Option(
+        "upstream", help="upstream (each model's own optimizer, schedule, epochs) or a [recipes.NAME] template, e.g. unified."
+    ),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Random initialisation."),
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle", help="Allow weight files that can only be unpickled (runs code from the file); only after their sha256 matched."
@@ -124,7 +127,7 @@ def run(
     request = Request(
         model=model, dataset=dataset, protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
-        trust_pickle=trust_pickle, aligned=aligned,
+        trust_pickle=trust_pickle, aligned=aligned, recipe=recipe,
     )
     jobs = plan(State.config(), State.paths, request)
     summary = execute(jobs, err, overwrite=overwrite)
@@ -246,9 +249,9 @@ def weights_() -> None:
     for column in HEADER:
         table.add_column(column, no_wrap=column == "status", overflow="ellipsis" if column == "source" else "fold")
     for row in listed:
-        table.add_row(*row, style=None if row[3] == "present" else "red")
+        table.add_row(*row, style=None if row[3].startswith("present") else "red")
     Console().print(table)
-    unusable = sorted({(file, state, url) for _, file, _, state, url in listed if state != "present"})
+    unusable = sorted({(file, state, url) for _, file, _, state, url in listed if not state.startswith("present")})
     for file, state, url in unusable:
         err.print(f"{weights_dir / file}: {state}; download {url}", markup=False, highlight=False, soft_wrap=True)
     if unusable:

@@ -31,22 +31,57 @@ class Upstream(_Record):
 
 
 class Recipe(_Record):
-    """Optimiser, schedule and budget of one model's training, as its authors ran it."""
+    """Optimiser, schedule and budget of one model's training, as its authors ran it.
+
+    Schedules are factors of `lr` (harness/run/optim.py): per epoch by default, or per optimizer step
+    (`schedule_unit = "step"`, as timm's cosine in LNSU-Net), after an optional linear warm-up.
+    """
+
+    name: str = "upstream"
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    schedule: Literal["constant", "cosine", "step", "exponential", "multistep"] = "constant"
+    schedule_unit: Literal["epoch", "step"] = "epoch"
+    step_size: int = Field(default=10, ge=1)
+    gamma: float = Field(default=0.1, gt=0, le=1)
+    milestones: tuple[int, ...] = ()
+    decay_start: int = Field(default=0, ge=0)
+    warmup_epochs: float = Field(default=0.0, ge=0)
+    min_lr: float = Field(default=0.0, ge=0)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2)
+    sam_rho: float = Field(default=0.0, ge=0)
+    grad_clip_norm: float | None = Field(default=None, gt=0)
+    grad_clamp: float | None = Field(default=None, gt=0)
+    patience: int | None = Field(default=None, ge=1)
+
+
+class RecipeTemplate(_Record):
+    """A shared recipe (`[recipes.unified]`) applied to every model; each model keeps its batch size
+    unless the template sets one, and its own input size, augmentations and loss."""
 
     optimizer: Literal["sgd", "adam", "adamw"]
     lr: float = Field(gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
-    schedule: Literal["constant", "cosine", "step", "exponential"] = "constant"
-    step_size: int = Field(default=10, ge=1)
-    gamma: float = Field(default=0.1, gt=0, le=1)
+    schedule: Literal["constant", "cosine", "step", "exponential", "multistep"] = "constant"
     epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=2)
+    batch_size: int | None = Field(default=None, ge=2)
+    patience: int | None = Field(default=None, ge=1)
+    description: str = ""
+
+    def for_model(self, name: str, model: "Model") -> Recipe:
+        fields = self.model_dump(exclude={"description", "batch_size"})
+        return Recipe(name=name, batch_size=self.batch_size or model.recipe.batch_size, **fields)
 
 
 class WeightFile(_Record):
+    """A pretrained file. Without `sha256` the first file used is recorded and later ones must match it."""
+
     name: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     url: str
     initialises: str = ""
 
@@ -86,6 +121,7 @@ class Config(_Record):
     upstreams: dict[str, Upstream] = {}
     models: dict[str, Model] = {}
     datasets: dict[str, Dataset] = {}
+    recipes: dict[str, RecipeTemplate] = {}
     source: str = "benchmark.toml"
 
     @model_validator(mode="after")
@@ -108,6 +144,12 @@ class Config(_Record):
 
     def upstream(self, name: str) -> Upstream:
         return _lookup("upstream", name, self.upstreams)
+
+    def recipe(self, model: Model, name: str = "upstream") -> Recipe:
+        """`upstream` is the model's own recipe; any other name is a `[recipes.NAME]` template."""
+        if name == "upstream":
+            return model.recipe
+        return _lookup("recipe", name, {"upstream": None, **self.recipes}).for_model(name, model)
 
 
 def _lookup(kind: str, name: str, table: dict):

@@ -21,6 +21,7 @@ from harness.errors import FerbenchError
 from harness.files import write_json_atomic
 
 CACHE_NAME = ".sha256-cache.json"
+FIRST_SEEN_NAME = "first-seen-sha256.json"
 CHUNK = 1 << 20
 HEADER = ("model", "file", "initialises", "status", "source")
 SHOWN_KEYS = 3
@@ -76,12 +77,30 @@ def sha256_file(path: Path) -> str:
     return digest
 
 
+def _first_seen(path: Path) -> dict:
+    return _read_cache(path.parent / FIRST_SEEN_NAME)
+
+
+def pinned_sha256(weight: WeightFile, path: Path) -> str | None:
+    """The hash a file must have: benchmark.toml's pin, else the one recorded when it was first used."""
+    return weight.sha256 or _first_seen(path).get(weight.name)
+
+
 def verify(weight: WeightFile, path: Path, model: str) -> None:
+    """Refuse a file whose bytes differ from its pin. A declaration without `sha256` (a file no maintainer
+    could hash yet) pins the first file used, in the weights folder's first-seen record, so a later
+    replacement is still caught; env.json records the hash either way."""
     got = sha256_file(path)
-    if got != weight.sha256:
+    pinned = pinned_sha256(weight, path)
+    if pinned is None:
+        write_json_atomic(path.parent / FIRST_SEEN_NAME, {**_first_seen(path), weight.name: got})
+        return
+    if got != pinned:
+        where = f"pinned in benchmark.toml (models.{model}.pretrained)" if weight.sha256 else (
+            f"recorded when it was first used ({path.parent / FIRST_SEEN_NAME})"
+        )
         raise FerbenchError(
-            f"{path}: sha256 {got[:12]}… does not match the {weight.sha256[:12]}… pinned in benchmark.toml "
-            f"(models.{model}.pretrained); re-download it from {weight.url}"
+            f"{path}: sha256 {got[:12]}… does not match the {pinned[:12]}… {where}; re-download it from {weight.url}"
         )
 
 
@@ -99,7 +118,10 @@ def status(weight: WeightFile, weights_dir: Path) -> str:
     path = weights_dir / weight.name
     if not path.is_file():
         return "missing"
-    return "present" if sha256_file(path) == weight.sha256 else "checksum mismatch"
+    pinned = pinned_sha256(weight, path)
+    if pinned is None:
+        return "present (unpinned)"
+    return "present" if sha256_file(path) == pinned else "checksum mismatch"
 
 
 def rows(cfg: Config, weights_dir: Path) -> list[tuple[str, ...]]:

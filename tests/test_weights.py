@@ -266,3 +266,16 @@ def test_weights_command_lists_status_and_fails_while_any_file_is_unusable(works
     done = run()
     assert done.returncode == 1
     assert "gone.pth" in done.stdout and "missing" in done.stdout and "--no-pretrained" in done.stderr
+
+
+def test_an_unpinned_file_is_pinned_by_its_first_use(saved):
+    path, weight = saved
+    unpinned = weight.model_copy(update={"sha256": None})
+    assert weights.status(unpinned, path.parent) == "present (unpinned)"
+    weights.verify(unpinned, path, "tinynet")
+    assert json.loads((path.parent / weights.FIRST_SEEN_NAME).read_text()) == {"tiny.pth": weight.sha256}
+    assert weights.status(unpinned, path.parent) == "present"
+    torch.save(tiny(seed=1).state_dict(), path)
+    with pytest.raises(FerbenchError, match="recorded when it was first used"):
+        weights.verify(unpinned, path, "tinynet")
+    assert weights.status(unpinned, path.parent) == "checksum mismatch"

@@ -19,6 +19,12 @@ def _dataset_label(config: dict) -> str:
     return f"{config['dataset']} ({aligned.rsplit('-', 1)[0]})" if aligned else config["dataset"]
 
 
+def _model_label(config: dict) -> str:
+    """Runs under a shared recipe (`--recipe unified`) are a column of their own, e.g. `dan (unified)`."""
+    recipe = config["recipe"].get("name", "upstream")
+    return config["model"] if recipe == "upstream" else f"{config['model']} ({recipe})"
+
+
 def load_runs(results_dir: Path) -> pd.DataFrame:
     rows = []
     for folder in complete_runs(results_dir):
@@ -29,7 +35,7 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
                 finished=read_json(folder / MARKER).get("finished", ""),
                 protocol=config["protocol"],
                 dataset=_dataset_label(config),
-                model=config["model"],
+                model=_model_label(config),
                 run_id=config["run_id"],
                 repeat=config["repeat"],
                 seed=config["seed"],

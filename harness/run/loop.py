@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adapters.contract import Adapter
+from adapters.contract import Adapter, BuildContext, EpochState
 from harness.config import Recipe
 from harness.run.metrics import classification_metrics
 from harness.run.optim import build_optimizer, build_scheduler
@@ -50,6 +50,8 @@ class LoopResult:
     final: Evaluation | None = None
     oracle_epoch: int = 0
     oracle: dict | None = None
+    stopped_early: int | None = None
+    """The epoch early stopping (recipe `patience`, on validation loss) ended training at."""
 
 
 SELECTION_RULES = {
@@ -73,7 +75,7 @@ def evaluate(model, adapter: Adapter, split: Split, transform, batch_size: int, 
     model.eval()
     logits = []
     for idx in batches(len(split), batch_size, drop_last=False):
-        out = model(transform(split.images[idx].to(device)))
+        out = adapter.eval_forward(model, transform(split.images[idx].to(device)))
         logits.append(adapter.logits(out).float().cpu())
     logits = torch.cat(logits)
     loss = F.cross_entropy(logits, split.labels).item()
@@ -90,6 +92,49 @@ def _better(rule: str, candidate: Evaluation, best: Evaluation | None) -> bool:
     return a != b and pick(a, b) == a
 
 
+def _clip(params: list[Tensor], recipe: Recipe) -> None:
+    if recipe.grad_clamp is not None:
+        torch.nn.utils.clip_grad_value_(params, recipe.grad_clamp)
+    if recipe.grad_clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip_norm)
+
+
+def _finite(loss: Tensor, epoch: int) -> float:
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
+    return value
+
+
+class Trainer:
+    """One optimizer step, plain or SAM's two passes (`first_step` at w + e(w), `second_step` back and update),
+    with the recipe's gradient clipping applied right before the update."""
+
+    def __init__(self, model, adapter: Adapter, criterion, recipe: Recipe, ctx: BuildContext):
+        self.model, self.adapter, self.criterion, self.recipe = model, adapter, criterion, recipe
+        self.params = list(model.parameters())
+        if isinstance(criterion, torch.nn.Module):
+            self.params += list(criterion.parameters())
+        sam = adapter.sam(ctx) if adapter.sam is not None and recipe.sam_rho > 0 else None
+        self.optimizer = build_optimizer(self.params, recipe, sam)
+        self.sam = sam is not None
+
+    def step(self, images: Tensor, targets: Tensor, epoch: int) -> float:
+        loss = self.adapter.train_loss(self.model, images, targets, self.criterion)
+        value = _finite(loss, epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.sam:
+            self.optimizer.first_step(zero_grad=True)
+            self.adapter.train_loss(self.model, images, targets, self.criterion).backward()
+            _clip(self.params, self.recipe)
+            self.optimizer.second_step(zero_grad=True)
+        else:
+            _clip(self.params, self.recipe)
+            self.optimizer.step()
+        return value
+
+
 def train(
     model: torch.nn.Module,
     adapter: Adapter,
@@ -97,40 +142,54 @@ def train(
     recipe: Recipe,
     selection: str,
     device: torch.device,
-    num_classes: int,
-    input_size: int,
+    ctx: BuildContext,
     seed: int,
     on_epoch: Callable[[dict], None] = lambda record: None,
 ) -> LoopResult:
     model.to(device)
-    optimizer = build_optimizer(model.parameters(), recipe)
-    scheduler = build_scheduler(optimizer, recipe)
-    train_tf, eval_tf = adapter.train_transform(input_size), adapter.eval_transform(input_size)
+    criterion = adapter.criterion(ctx)
+    if isinstance(criterion, torch.nn.Module):
+        criterion.to(device)
+    trainer = Trainer(model, adapter, criterion, recipe, ctx)
+    optimizer = trainer.optimizer
+    steps_per_epoch = len(batches(len(data["train"]), recipe.batch_size, adapter.drop_last))
+    # SAM shares its base optimizer's param groups and steps only through it: schedule the one that steps.
+    scheduler = build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch)
+    per_step = recipe.schedule_unit == "step"
+    train_tf, eval_tf = adapter.train_transform(ctx.input_size), adapter.eval_transform(ctx.input_size)
     generator = torch.Generator().manual_seed(seed)
     result = LoopResult()
     best_val: Evaluation | None = None
+    best_val_loss, stale = math.inf, 0
     has_val = len(data["val"]) > 0
     for epoch in range(1, recipe.epochs + 1):
         started = time.perf_counter()
+        state = EpochState(
+            model=model, criterion=criterion, epoch=epoch, epochs=recipe.epochs,
+            train_images=data["train"].images, train_labels=data["train"].labels,
+            train_transform=train_tf, batch_size=recipe.batch_size, device=device,
+        )
+        if adapter.epoch_start is not None:
+            adapter.epoch_start(state)
         model.train()
         losses = []
+        lr = optimizer.param_groups[0]["lr"]
         for idx in batches(len(data["train"]), recipe.batch_size, adapter.drop_last, generator):
             images = train_tf(data["train"].images[idx].to(device))
-            loss = adapter.loss(model(images), data["train"].labels[idx].to(device))
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        scheduler.step()
+            losses.append(trainer.step(images, data["train"].labels[idx].to(device), epoch))
+            if per_step:
+                scheduler.step()
+        if not per_step:
+            scheduler.step()
+        if adapter.epoch_end is not None:
+            adapter.epoch_end(state)
         eval_bs = recipe.batch_size * 2
-        val = evaluate(model, adapter, data["val"], eval_tf, eval_bs, device, num_classes) if has_val else None
-        test = evaluate(model, adapter, data["test"], eval_tf, eval_bs, device, num_classes)
+        val = evaluate(model, adapter, data["val"], eval_tf, eval_bs, device, ctx.num_classes) if has_val else None
+        test = evaluate(model, adapter, data["test"], eval_tf, eval_bs, device, ctx.num_classes)
         record = dict(
             epoch=epoch,
             train_loss=float(np.mean(losses)),
-            lr=optimizer.param_groups[0]["lr"],
+            lr=lr,
             val=val.summary() if val else None,
             test=test.summary(),
             seconds=time.perf_counter() - started,
@@ -143,4 +202,9 @@ def train(
             result.oracle_epoch, result.oracle = epoch, test.summary()
         result.final = test
         on_epoch(record)
+        if val is not None and recipe.patience is not None:
+            best_val_loss, stale = (val.loss, 0) if val.loss < best_val_loss else (best_val_loss, stale + 1)
+            if stale >= recipe.patience:
+                result.stopped_early = epoch
+                break
     return result

@@ -62,6 +62,8 @@ class Request:
     pretrained: bool = True
     dataset_dir: Path | None = None
     trust_pickle: bool = False
+    recipe: str = "upstream"
+    """`upstream` (each model's own) or a `[recipes.NAME]` template such as `unified`."""
     aligned: int | None = None
     """Train on the copy `ferbench align --size N` made (its default folder), not the raw images."""
 
@@ -87,7 +89,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     if pretrained:
         require(model, paths.weights)  # a missing or altered file stops here, before any worker starts
     overrides = {k: v for k, v in (("epochs", request.epochs), ("batch_size", request.batch_size)) if v is not None}
-    recipe = model.recipe.model_copy(update=overrides).model_dump()
+    recipe = cfg.recipe(model, request.recipe).model_copy(update=overrides).model_dump()
     jobs = []
     for repeat in range(repeats):
         spec = RunSpec(

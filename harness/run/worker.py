@@ -79,6 +79,7 @@ def run(job: dict) -> None:
     from harness.files import read_json, write_json_atomic, write_text_atomic
     from harness.run.store import mark_complete
     from harness.errors import FerbenchError
+    from harness.weights import require, sha256_file
 
     cfg = config_mod.load(Path(job["config_path"]))
     model_cfg, dataset_cfg = cfg.model(spec.model), cfg.dataset(spec.dataset)
@@ -105,16 +106,20 @@ def run(job: dict) -> None:
         data[part] = Split(images=images, labels=labels)
 
     adapter = load_adapter(model_cfg.adapter)
+    recipe = config_mod.Recipe.model_validate(spec.recipe)
+    counts = torch.bincount(data["train"].labels, minlength=len(spec.classes))
     ctx = BuildContext(
         num_classes=len(spec.classes), input_size=spec.input_size, pretrained=spec.pretrained,
         weights_dir=Path(job["weights_dir"]), upstream_dir=upstream_dir, trust_pickle=job["trust_pickle"],
+        weights=require(model_cfg, Path(job["weights_dir"])) if spec.pretrained else {},
+        classes=tuple(spec.classes), class_counts=tuple(int(c) for c in counts),
+        batch_size=recipe.batch_size, epochs=recipe.epochs,
     )
     model = adapter.build(ctx)
-    recipe = config_mod.Recipe.model_validate(spec.recipe)
 
     emit("phase", phase="training", epochs=recipe.epochs)
     outcome = train(
-        model, adapter, data, recipe, spec.selection, device, len(spec.classes), spec.input_size, spec.seed,
+        model, adapter, data, recipe, spec.selection, device, ctx, spec.seed,
         on_epoch=lambda record: emit("epoch", epochs=recipe.epochs, **record),
     )
 
@@ -132,6 +137,9 @@ def run(job: dict) -> None:
         selection_rule=selection_rule,
         final_epoch=dict(epoch=len(outcome.history), **outcome.final.metrics, loss=outcome.final.loss),
         test_best_epoch_oracle=dict(epoch=outcome.oracle_epoch, **outcome.oracle),
+        recipe=recipe.name,
+        pretrained=spec.pretrained,
+        stopped_early_at_epoch=outcome.stopped_early,
         samples=dict(train=len(data["train"]), val=len(data["val"]), test=len(data["test"])),
         history=outcome.history,
         wall_time_s=round(time.perf_counter() - started, 3),
@@ -142,6 +150,7 @@ def run(job: dict) -> None:
         upstream_commit=spec.upstream_commit,
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         model_file=model_module_file(model),
+        weights={name: sha256_file(path) for name, path in ctx.weights.items()},
         dataset_root=job["dataset_root"],
         dataset_manifest=manifest,
         aligned_dir=job["aligned_dir"],

@@ -40,3 +40,33 @@ def test_repeats_cycle_through_folds_and_share_one_split_file(tmp_path, tiny_dat
     jobs = plan(cfg, _paths(tmp_path, tiny_dataset), Request(model="baseline", dataset="synthetic", repeats=3))
     assert [job.spec.fold for job in jobs] == [0, 0, 0]  # official: one fold, repeats differ by seed
     assert len({job.splits_file for job in jobs}) == 1 and jobs[0].splits_file.is_file()
+
+
+UNIFIED = TINY_TOML + """
+[recipes.unified]
+optimizer = "adamw"
+lr = 1e-3
+weight_decay = 1e-4
+schedule = "cosine"
+epochs = 100
+patience = 20
+"""
+
+
+def test_unified_recipe_replaces_the_optimizer_and_budget_but_keeps_the_batch_size(tmp_path, tiny_dataset):
+    cfg = config.parse(UNIFIED)
+    paths = _paths(tmp_path, tiny_dataset)
+    upstream = plan(cfg, paths, Request(model="baseline", dataset="synthetic"))
+    unified = plan(cfg, paths, Request(model="baseline", dataset="synthetic", recipe="unified"))
+    recipe = unified[0].spec.recipe
+    assert (recipe["name"], recipe["optimizer"], recipe["epochs"], recipe["patience"]) == ("unified", "adamw", 100, 20)
+    assert recipe["batch_size"] == upstream[0].spec.recipe["batch_size"] == 8
+    assert upstream[0].spec.recipe["name"] == "upstream"
+    assert {j.spec.run_id for j in upstream}.isdisjoint(j.spec.run_id for j in unified)
+    quick = plan(cfg, paths, Request(model="baseline", dataset="synthetic", recipe="unified", epochs=2))
+    assert quick[0].spec.recipe["epochs"] == 2 and quick[0].spec.run_id != unified[0].spec.run_id
+
+
+def test_an_unknown_recipe_is_a_one_line_error(tmp_path, tiny_dataset):
+    with pytest.raises(FerbenchError, match="unknown recipe 'fast'; valid: unified, upstream"):
+        plan(config.parse(UNIFIED), _paths(tmp_path, tiny_dataset), Request(model="baseline", dataset="synthetic", recipe="fast"))

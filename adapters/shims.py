@@ -1,0 +1,108 @@
+"""Runtime workarounds shared by several upstreams, each with the reason it exists.
+
+Upstream files are never edited: adapters import them as they are and, where current
+Python, torch or Pillow break them, patch the smallest thing at runtime, here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from adapters.contract import BuildContext
+
+
+def upstream_file(ctx: BuildContext, relative: str) -> Path:
+    """A file of the fetched upstream; a clear error if the checkout lacks it."""
+    from harness.errors import FerbenchError
+
+    if ctx.upstream_dir is None:
+        raise FerbenchError("this adapter needs its upstream repository; the model has no `upstream` in benchmark.toml")
+    path = ctx.upstream_dir / relative
+    if not path.is_file():
+        raise FerbenchError(f"{path}: missing from the fetched upstream; run `ferbench fetch --force` for this model")
+    return path
+
+
+def load_module_from(path: Path, name: str) -> types.ModuleType:
+    """Import one upstream file under a private module name.
+
+    For files whose package cannot be imported normally (MFER's `model.py` shadows its `model/`
+    folder; LNSU-Net's `expression` package imports tensorboard) or whose name collides with ours.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def stub_module(name: str, **attributes: Any) -> types.ModuleType:
+    """Register an empty module (e.g. `thop`, imported by POSTER++ only to count FLOPs) unless a real one exists."""
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        sys.modules[name] = module
+        return module
+
+
+@contextmanager
+def torch_load_returning(value: Any) -> Iterator[None]:
+    """Constructors that `torch.load` weights from cwd-relative paths (POSTER, Ada-DF) get `value` instead.
+
+    The harness builds with random init first and loads sha256-checked files afterwards, so the
+    constructor's own load must neither touch the filesystem nor consume RNG.
+    """
+    original = torch.load
+    torch.load = lambda *args, **kwargs: value
+    try:
+        yield
+    finally:
+        torch.load = original
+
+
+def load_weights(ctx: BuildContext, name: str) -> Any:
+    """A declared weight file, already sha256-checked by the worker, read without running its code
+    unless the user passed --trust-pickle."""
+    from harness.errors import FerbenchError
+    from harness.weights import load_state
+
+    if name not in ctx.weights:
+        raise FerbenchError(f"weight file '{name}' is not declared for this model in benchmark.toml")
+    return load_state(ctx.weights[name], trust_pickle=ctx.trust_pickle)
+
+
+def patch_posterize(name_to_op: dict) -> None:
+    """Pillow 13 raises on `ImageOps.posterize(img, 0)`; RandAugment policies reach bits 0.
+
+    Replacing `posterize` alone has no effect because the op tables hold references, so the
+    `NAME_TO_OP` entries are swapped for a function giving the old Pillow result (a black image).
+    """
+    from PIL import Image, ImageOps
+
+    def posterize(img, bits_to_keep, **_):
+        if bits_to_keep >= 8:
+            return img
+        if bits_to_keep <= 0:
+            return Image.new(img.mode, img.size)
+        return ImageOps.posterize(img, bits_to_keep)
+
+    for key in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+        if key in name_to_op:
+            name_to_op[key] = posterize
