@@ -41,6 +41,8 @@ class BuildContext:
     """Training-split sample count per class (LNSU-Net weights its CAM loss by class frequency)."""
     batch_size: int = 0
     epochs: int = 0
+    previous: nn.Module | None = None
+    """In a later stage: the previous stage's model, holding its validation-selected weights."""
 
 
 @dataclass
@@ -94,6 +96,18 @@ class Adapter:
     """Returns upstream's SAM optimizer class; used when the recipe sets `sam_rho`."""
     drop_last: bool = True
     """Upstream loaders drop the last partial batch: BatchNorm fails on a batch of one."""
+    stage: str = "train"
+    """Name of this (first) training stage; shown only when the adapter has later `stages`."""
+    stages: tuple[Stage, ...] = ()
+    """Later stages, each trained after the previous one and built from it (CEPrompt's EVA → CAT).
+    Their recipes are `[models.NAME.stages.STAGE]` in benchmark.toml; all stages make one run."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    adapter: Adapter
+    """Its `build(ctx)` starts from `ctx.previous`."""
 
 
 def model_module_file(model: nn.Module) -> str:

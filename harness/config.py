@@ -72,9 +72,9 @@ class RecipeTemplate(_Record):
     patience: int | None = Field(default=None, ge=1)
     description: str = ""
 
-    def for_model(self, name: str, model: "Model") -> Recipe:
+    def for_model(self, name: str, base: Recipe) -> Recipe:
         fields = self.model_dump(exclude={"description", "batch_size"})
-        return Recipe(name=name, batch_size=self.batch_size or model.recipe.batch_size, **fields)
+        return Recipe(name=name, batch_size=self.batch_size or base.batch_size, **fields)
 
 
 class WeightFile(_Record):
@@ -92,6 +92,8 @@ class Model(_Record):
     upstream: str | None = None
     input_size: int = Field(ge=8)
     recipe: Recipe
+    stages: dict[str, Recipe] = {}
+    """Recipes of later training stages, in order (CEPrompt's `cat`); the first stage uses `recipe`."""
     pretrained: tuple[WeightFile, ...] = ()
     name: str = ""
 
@@ -145,11 +147,13 @@ class Config(_Record):
     def upstream(self, name: str) -> Upstream:
         return _lookup("upstream", name, self.upstreams)
 
-    def recipe(self, model: Model, name: str = "upstream") -> Recipe:
-        """`upstream` is the model's own recipe; any other name is a `[recipes.NAME]` template."""
+    def recipe(self, model: Model, name: str = "upstream", stage: str | None = None) -> Recipe:
+        """`upstream` is the model's own recipe (of `stage`, when given); any other name is a
+        `[recipes.NAME]` template, applied to every stage."""
+        base = model.stages[stage] if stage else model.recipe
         if name == "upstream":
-            return model.recipe
-        return _lookup("recipe", name, {"upstream": None, **self.recipes}).for_model(name, model)
+            return base
+        return _lookup("recipe", name, {"upstream": None, **self.recipes}).for_model(name, base)
 
 
 def _lookup(kind: str, name: str, table: dict):

@@ -106,6 +106,8 @@ def execute(jobs: list[Job], console: Console, overwrite: bool = False) -> Summa
                 if event["event"] == "phase":
                     counts = f" {event['done']}/{event['total']}" if "total" in event else ""
                     progress.update(task, status=event["phase"] + counts)
+                    if "epochs" in event:  # a training stage starts (models with several stages restart the bar)
+                        progress.update(task, total=event["epochs"], completed=0)
                 elif event["event"] == "epoch":
                     score = (event.get("val") or event["test"])["balanced_accuracy"]
                     progress.update(

@@ -51,6 +51,8 @@ class LoopResult:
     oracle_epoch: int = 0
     oracle: dict | None = None
     stopped_early: int | None = None
+    selected_state: dict | None = None
+    """CPU copy of the weights at the selected epoch, kept when a later stage starts from them."""
     """The epoch early stopping (recipe `patience`, on validation loss) ended training at."""
 
 
@@ -145,6 +147,7 @@ def train(
     ctx: BuildContext,
     seed: int,
     on_epoch: Callable[[dict], None] = lambda record: None,
+    keep_selected: bool = False,
 ) -> LoopResult:
     model.to(device)
     criterion = adapter.criterion(ctx)
@@ -198,6 +201,8 @@ def train(
         if val is None or _better(selection, val, best_val):
             best_val = val
             result.selected_epoch, result.selected = epoch, test
+            if keep_selected:
+                result.selected_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         if result.oracle is None or test.metrics["accuracy"] > result.oracle["accuracy"]:
             result.oracle_epoch, result.oracle = epoch, test.summary()
         result.final = test

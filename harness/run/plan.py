@@ -90,6 +90,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
         require(model, paths.weights)  # a missing or altered file stops here, before any worker starts
     overrides = {k: v for k, v in (("epochs", request.epochs), ("batch_size", request.batch_size)) if v is not None}
     recipe = cfg.recipe(model, request.recipe).model_copy(update=overrides).model_dump()
+    stages = {name: cfg.recipe(model, request.recipe, name).model_copy(update=overrides).model_dump() for name in model.stages}
     jobs = []
     for repeat in range(repeats):
         spec = RunSpec(
@@ -109,6 +110,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             selection=cfg.defaults.selection,
             upstream=upstream.name if upstream else None,
             upstream_commit=upstream.commit if upstream else None,
+            stages=stages,
         )
         jobs.append(
             Job(

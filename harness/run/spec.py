@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class RunSpec:
     selection: str
     upstream: str | None
     upstream_commit: str | None
+    stages: dict = field(default_factory=dict)
+    """Recipes of later training stages by name (empty for single-stage models)."""
 
     @property
     def run_id(self) -> str:

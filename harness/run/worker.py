@@ -74,7 +74,8 @@ def run(job: dict) -> None:
     from harness import config as config_mod
     from harness.data.cache import open_cache
     from harness.run.sources import resolve
-    from harness.run.loop import Split, train
+    from harness.run.loop import Split
+    from harness.run.stages import stage_summary, train_stages
     from harness.run.provenance import environment
     from harness.files import read_json, write_json_atomic, write_text_atomic
     from harness.run.store import mark_complete
@@ -115,12 +116,11 @@ def run(job: dict) -> None:
         classes=tuple(spec.classes), class_counts=tuple(int(c) for c in counts),
         batch_size=recipe.batch_size, epochs=recipe.epochs,
     )
-    model = adapter.build(ctx)
-
-    emit("phase", phase="training", epochs=recipe.epochs)
-    outcome = train(
-        model, adapter, data, recipe, spec.selection, device, ctx, spec.seed,
-        on_epoch=lambda record: emit("epoch", epochs=recipe.epochs, **record),
+    model, outcome, stages = train_stages(
+        adapter, ctx, recipe, spec.stages,
+        on_stage=lambda name, stage: emit("phase", phase="training" if not spec.stages else f"training ({name})", epochs=stage.epochs),
+        data=data, selection=spec.selection, device=device, seed=spec.seed,
+        on_epoch=lambda record: emit("epoch", **record),
     )
 
     test_rows = table.iloc[fold["test"]]
@@ -133,15 +133,12 @@ def run(job: dict) -> None:
         **outcome.selected.metrics,
         test_loss=outcome.selected.loss,
         classes=list(spec.classes),
-        selected_epoch=outcome.selected_epoch,
         selection_rule=selection_rule,
-        final_epoch=dict(epoch=len(outcome.history), **outcome.final.metrics, loss=outcome.final.loss),
-        test_best_epoch_oracle=dict(epoch=outcome.oracle_epoch, **outcome.oracle),
+        **{k: v for k, v in stage_summary(outcome).items() if k not in outcome.selected.metrics},
         recipe=recipe.name,
         pretrained=spec.pretrained,
-        stopped_early_at_epoch=outcome.stopped_early,
+        stages=stages,
         samples=dict(train=len(data["train"]), val=len(data["val"]), test=len(data["test"])),
-        history=outcome.history,
         wall_time_s=round(time.perf_counter() - started, 3),
     )
     env = dict(

@@ -213,3 +213,43 @@ def test_training_is_reproducible_with_the_same_seed():
     _, b = fit(adapter(), recipe(epochs=2), seed=5)
     assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
     assert math.isfinite(a.history[-1]["train_loss"])
+
+
+def test_a_later_stage_starts_from_the_selected_weights_of_the_previous_one():
+    from adapters.contract import Stage
+    from harness.run.stages import train_stages
+
+    built = []
+
+    def second_build(ctx):
+        built.append({k: v.clone() for k, v in ctx.previous.state_dict().items()})
+        return ctx.previous
+
+    second = Adapter(build=second_build, train_transform=to_float, eval_transform=to_float)
+    two = Adapter(build=tiny, train_transform=to_float, eval_transform=to_float, stage="first", stages=(Stage("second", second),))
+    first_recipe = recipe(epochs=3)
+    captured = {}
+
+    def spy(model, stage_adapter, **kwargs):
+        out = train(model, stage_adapter, **kwargs)
+        captured.setdefault("first", out)
+        return out
+
+    model, outcome, summaries = train_stages(
+        two, CTX, first_recipe, {"second": recipe(epochs=1, lr=0.01).model_dump()}, run_loop=spy,
+        data=DATA, selection="val_balanced_accuracy", device=torch.device("cpu"), seed=0,
+    )
+    assert list(summaries) == ["first", "second"]
+    selected = captured["first"].selected_state
+    assert all(torch.equal(built[0][k], selected[k]) for k in selected)
+    assert len(summaries["first"]["history"]) == 3 and len(summaries["second"]["history"]) == 1
+    assert outcome.selected_state is None
+
+
+def test_a_stage_without_a_recipe_is_refused():
+    from adapters.contract import Stage
+    from harness.run.stages import train_stages
+
+    two = Adapter(build=tiny, train_transform=to_float, eval_transform=to_float, stages=(Stage("cat", adapter()),))
+    with pytest.raises(ValueError, match=r"stage\(s\) cat"):
+        train_stages(two, CTX, recipe(), {}, data=DATA, selection="val_balanced_accuracy", device=torch.device("cpu"), seed=0)
