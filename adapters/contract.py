@@ -11,10 +11,13 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from harness.config import Recipe
 
 BatchTransform = Callable[[Tensor], Tensor]
 """Maps a uint8 batch [B, 3, H, W] (already at the model's input size) to the float input the model expects."""
@@ -94,6 +97,12 @@ class Adapter:
     epoch_end: Callable[[EpochState], None] | None = None
     sam: Callable[[BuildContext], type] | None = None
     """Returns upstream's SAM optimizer class; used when the recipe sets `sam_rho`."""
+    param_groups: Callable[[nn.Module, Criterion, Recipe], list[dict]] | None = None
+    """Optimizer parameter groups, for upstreams that train parts of the model at different rates (DFER-CLIP's
+    three learning rates, CEPrompt's layer-wise decay): torch param-group dicts, each with its `params` and its
+    own `lr` (derived from `recipe.lr`) and optionally `weight_decay`; the schedule multiplies each group's own lr.
+    Only the parameters listed are optimized (and gradient-clipped). None: every parameter of the model and of an
+    `nn.Module` criterion, at `recipe.lr`."""
     drop_last: bool = True
     """Upstream loaders drop the last partial batch: BatchNorm fails on a batch of one."""
     stage: str = "train"
@@ -110,6 +119,14 @@ class Stage:
     """Its `build(ctx)` starts from `ctx.previous`."""
 
 
-def model_module_file(model: nn.Module) -> str:
-    """The source file of the model's class, recorded so a run proves which code it ran."""
+def model_module_file(model: nn.Module, upstream_dir: Path | None = None) -> str:
+    """The source file of the model's class, recorded so a run proves which code it ran. When an adapter
+    bundles upstream modules in a wrapper of its own (MFER's backbone and heads), the first submodule
+    whose class comes from the upstream checkout is named instead."""
+    if upstream_dir is not None:
+        root = Path(upstream_dir).resolve()
+        for module in model.modules():
+            path = Path(inspect.getfile(type(module))).resolve()
+            if path.is_relative_to(root):
+                return str(path)
     return inspect.getfile(type(model))

@@ -1,31 +1,29 @@
-"""Execute planned jobs, each in its own worker subprocess, with a rich progress bar.
+"""The local launcher: planned jobs as worker subprocesses, K at a time, with a rich progress bar.
 
-Complete runs are skipped (unless overwriting), incomplete leftovers are cleared and redone,
-and one failed run never stops the others. A worker dies with its parent (PR_SET_PDEATHSIG),
-so a killed `ferbench run` leaves no orphan writing into the store.
+Complete runs are skipped (unless overwriting), runs another process holds are left to it, an
+interrupted run resumes from its last epoch checkpoint, and one failed run never stops the others.
+With several GPUs the K workers are spread over them (CUDA_VISIBLE_DEVICES); when several share one
+GPU each gets an equal memory cap. A worker dies with its parent, so a killed `ferbench run` leaves
+no orphan writing into the store.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import signal
+import queue
+import shutil
 import subprocess
-import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from harness.errors import FerbenchError
-from harness.files import write_json_atomic
+from harness.run.attempt import attempt
 from harness.run.plan import Job
-from harness.run.store import is_complete, reset
-from harness.run.worker import EVENT_PREFIX
-
-LOG_NAME = "worker.log"
+from harness.run.store import is_complete
 
 
 @dataclass
@@ -33,76 +31,71 @@ class Summary:
     done: list[Job] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     failed: list[tuple[Job, str]] = field(default_factory=list)
+    elsewhere: list[tuple[Job, str]] = field(default_factory=list)
 
 
-def _die_with_parent() -> None:
-    """Linux: deliver SIGKILL to the worker when the parent process dies."""
+def visible_gpus() -> list[str]:
+    """GPU ids workers may use: CUDA_VISIBLE_DEVICES when set, else what nvidia-smi lists (none without it)."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [g for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
+    if shutil.which("nvidia-smi") is None:
+        return []
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        listed = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
 
 
-def _last_error(log: Path) -> str:
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
-    return lines[-1] if lines else "worker exited without output"
+def slot_environments(workers: int, gpus: list[str]) -> list[dict]:
+    """Per worker slot: the GPU it sees and, when several slots share a GPU, its memory fraction."""
+    if not gpus:
+        return [{} for _ in range(workers)]
+    sharing = -(-workers // len(gpus))
+    envs = []
+    for slot in range(workers):
+        env = {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]}
+        if sharing > 1:
+            env["FERBENCH_GPU_MEMORY_FRACTION"] = f"{0.95 / sharing:.4f}"
+        envs.append(env)
+    return envs
 
 
-def run_job(job: Job, on_event) -> tuple[int, str]:
-    """Run one job in a subprocess; return (exit code, last error line)."""
-    reset(job.run_dir)
-    job.run_dir.mkdir(parents=True)
-    job_file = job.run_dir / "job.json"
-    write_json_atomic(job_file, job.to_dict())
-    log = job.run_dir / LOG_NAME
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log, "a", encoding="utf-8") as log_handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.run.worker", str(job_file)],
-            stdout=subprocess.PIPE,
-            stderr=log_handle,
-            text=True,
-            env=env,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
-        try:
-            for line in proc.stdout:
-                if line.startswith(EVENT_PREFIX):
-                    on_event(json.loads(line[len(EVENT_PREFIX):]))
-                else:
-                    log_handle.write(line)
-                    log_handle.flush()
-            code = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-    return code, ("" if code == 0 else _last_error(log))
+def _label(job: Job) -> str:
+    return f"{job.spec.model}/{job.spec.dataset} r{job.spec.repeat}"
 
 
-def execute(jobs: list[Job], console: Console, overwrite: bool = False) -> Summary:
+def execute(jobs: list[Job], console: Console, overwrite: bool = False, workers: int = 1, use_gpus: bool = True) -> Summary:
     summary = Summary()
     todo = []
     for job in jobs:
-        if is_complete(job.run_dir) and not overwrite:
-            summary.skipped.append(job)
-        else:
-            todo.append(job)
+        (summary.skipped if is_complete(job.run_dir) and not overwrite else todo).append(job)
     if summary.skipped:
         console.print(f"{len(summary.skipped)} of {len(jobs)} runs already complete; skipping them.")
     if not todo:
         return summary
+    workers = max(1, min(workers, len(todo)))
+    slots: queue.Queue = queue.Queue()
+    for env in slot_environments(workers, visible_gpus() if use_gpus else []):
+        slots.put(env)
+    stopping = threading.Event()
+    running: set = set()
+    lock = threading.Lock()
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
         runs = progress.add_task("runs", total=len(todo), status="")
-        for job in todo:
-            label = f"{job.spec.model}/{job.spec.dataset} r{job.spec.repeat}"
-            epochs = progress.add_task(f"  {label}", total=job.spec.recipe["epochs"], status="starting")
 
-            def on_event(event: dict, task=epochs) -> None:
+        def one(job: Job) -> None:
+            if stopping.is_set():
+                return
+            env = slots.get()
+            task = progress.add_task(f"  {_label(job)}", total=job.spec.recipe["epochs"], status="starting")
+
+            def on_event(event: dict) -> None:
                 if event["event"] == "phase":
                     counts = f" {event['done']}/{event['total']}" if "total" in event else ""
                     progress.update(task, status=event["phase"] + counts)
@@ -110,22 +103,46 @@ def execute(jobs: list[Job], console: Console, overwrite: bool = False) -> Summa
                         progress.update(task, total=event["epochs"], completed=0)
                 elif event["event"] == "epoch":
                     score = (event.get("val") or event["test"])["balanced_accuracy"]
-                    progress.update(
-                        task, completed=event["epoch"], status=f"loss {event['train_loss']:.3f} val bacc {score:.3f}"
-                    )
+                    progress.update(task, completed=event["epoch"], status=f"loss {event['train_loss']:.3f} val bacc {score:.3f}")
+                elif event["event"] == "resumed":
+                    progress.update(task, completed=event["epoch"], status=f"resumed after epoch {event['epoch']}")
+
+            def started(proc) -> None:
+                with lock:
+                    running.add(proc)
 
             try:
-                code, error = run_job(job, on_event)
-            except KeyboardInterrupt:
-                raise FerbenchError(
-                    f"interrupted during {label}; {len(summary.done) + len(summary.skipped)} complete run(s) are kept "
-                    "and the next call resumes", exit_code=130,
-                ) from None
-            if code == 0 and is_complete(job.run_dir):
-                summary.done.append(job)
-                progress.update(epochs, status="[green]done")
-            else:
-                summary.failed.append((job, error or f"exit code {code}"))
-                progress.update(epochs, status="[red]failed")
+                outcome = attempt(job, on_event, overwrite, env, started, stopping.is_set)
+            finally:
+                slots.put(env)
+            with lock:
+                if outcome.status == "done":
+                    summary.done.append(job)
+                elif outcome.status == "skipped":
+                    summary.skipped.append(job)
+                elif outcome.status == "claimed":
+                    summary.elsewhere.append((job, outcome.message))
+                elif outcome.status == "failed":
+                    summary.failed.append((job, outcome.message))
+            colour = {"done": "green", "failed": "red"}.get(outcome.status, "yellow")
+            progress.update(task, status=f"[{colour}]{outcome.status}")
             progress.advance(runs)
+
+        pool = ThreadPoolExecutor(max_workers=workers)
+        futures = [pool.submit(one, job) for job in todo]
+        try:
+            for future in futures:
+                future.result()
+        except KeyboardInterrupt:
+            stopping.set()
+            with lock:
+                for proc in running:
+                    proc.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+            kept = len(summary.done) + len(summary.skipped)
+            raise FerbenchError(
+                f"interrupted; {kept} complete run(s) are kept, unfinished runs keep their last epoch checkpoint "
+                "and the next call resumes", exit_code=130,
+            ) from None
+        pool.shutdown(wait=True)
     return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,7 +20,9 @@ from torch import Tensor
 
 from adapters.contract import Adapter, BuildContext, EpochState
 from harness.config import Recipe
+from harness.data.video_cache import FrameCache
 from harness.run.metrics import classification_metrics
+from harness.run import checkpoint as checkpoints
 from harness.run.optim import build_optimizer, build_scheduler
 
 
@@ -30,6 +33,29 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def batch(self, idx: Tensor, training: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 [B, 3, H, W]: the images at `idx` (the same in training and evaluation)."""
+        return self.images[idx]
+
+
+@dataclass
+class VideoSplit:
+    """Video clips, read from the frame cache (harness.data.video_cache) and sampled anew for every batch."""
+
+    frames: FrameCache
+    clips: np.ndarray  # table rows of this split's clips
+    labels: Tensor  # int64 [N]
+    images: None = None
+    """No fixed images: what EpochState.train_images holds for a video split."""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, idx: Tensor, training: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 [B, 16, 3, H, W]: DFER-CLIP's 16 frames per clip; training draws TSN offsets from `generator`
+        (the run's seeded one), evaluation takes each segment's middle frame."""
+        return torch.from_numpy(self.frames.sample(self.clips[idx.numpy()], training, generator))
 
 
 @dataclass
@@ -73,11 +99,11 @@ def batches(n: int, size: int, drop_last: bool, generator: torch.Generator | Non
 
 
 @torch.no_grad()
-def evaluate(model, adapter: Adapter, split: Split, transform, batch_size: int, device, num_classes: int) -> Evaluation:
+def evaluate(model, adapter: Adapter, split: Split | VideoSplit, transform, batch_size: int, device, num_classes: int) -> Evaluation:
     model.eval()
     logits = []
     for idx in batches(len(split), batch_size, drop_last=False):
-        out = adapter.eval_forward(model, transform(split.images[idx].to(device)))
+        out = adapter.eval_forward(model, transform(split.batch(idx).to(device)))
         logits.append(adapter.logits(out).float().cpu())
     logits = torch.cat(logits)
     loss = F.cross_entropy(logits, split.labels).item()
@@ -114,11 +140,16 @@ class Trainer:
 
     def __init__(self, model, adapter: Adapter, criterion, recipe: Recipe, ctx: BuildContext):
         self.model, self.adapter, self.criterion, self.recipe = model, adapter, criterion, recipe
-        self.params = list(model.parameters())
-        if isinstance(criterion, torch.nn.Module):
-            self.params += list(criterion.parameters())
+        if adapter.param_groups is not None:
+            groups = adapter.param_groups(model, criterion, recipe)
+            self.params = [p for group in groups for p in group["params"]]
+        else:
+            self.params = list(model.parameters())
+            if isinstance(criterion, torch.nn.Module):
+                self.params += list(criterion.parameters())
+            groups = self.params
         sam = adapter.sam(ctx) if adapter.sam is not None and recipe.sam_rho > 0 else None
-        self.optimizer = build_optimizer(self.params, recipe, sam)
+        self.optimizer = build_optimizer(groups, recipe, sam)
         self.sam = sam is not None
 
     def step(self, images: Tensor, targets: Tensor, epoch: int) -> float:
@@ -140,7 +171,7 @@ class Trainer:
 def train(
     model: torch.nn.Module,
     adapter: Adapter,
-    data: dict[str, Split],
+    data: dict[str, Split | VideoSplit],
     recipe: Recipe,
     selection: str,
     device: torch.device,
@@ -148,7 +179,10 @@ def train(
     seed: int,
     on_epoch: Callable[[dict], None] = lambda record: None,
     keep_selected: bool = False,
+    checkpoint: Path | None = None,
+    on_resume: Callable[[int], None] = lambda epoch: None,
 ) -> LoopResult:
+    """Train for the recipe's epochs; with `checkpoint`, save after every epoch and continue from it."""
     model.to(device)
     criterion = adapter.criterion(ctx)
     if isinstance(criterion, torch.nn.Module):
@@ -165,7 +199,17 @@ def train(
     best_val: Evaluation | None = None
     best_val_loss, stale = math.inf, 0
     has_val = len(data["val"]) > 0
-    for epoch in range(1, recipe.epochs + 1):
+    first = 1
+    saved = checkpoints.load(checkpoint)
+    if saved is not None:
+        loop = checkpoints.restore(saved, model, criterion, optimizer, scheduler, generator, Evaluation)
+        best_val, best_val_loss, stale = loop.pop("best_val"), loop.pop("best_val_loss"), loop.pop("stale")
+        result = LoopResult(**loop)
+        first = saved["epoch"] + 1
+        on_resume(saved["epoch"])
+    for epoch in range(first, recipe.epochs + 1):
+        if result.stopped_early is not None:
+            break
         started = time.perf_counter()
         state = EpochState(
             model=model, criterion=criterion, epoch=epoch, epochs=recipe.epochs,
@@ -178,7 +222,7 @@ def train(
         losses = []
         lr = optimizer.param_groups[0]["lr"]
         for idx in batches(len(data["train"]), recipe.batch_size, adapter.drop_last, generator):
-            images = train_tf(data["train"].images[idx].to(device))
+            images = train_tf(data["train"].batch(idx, training=True, generator=generator).to(device))
             losses.append(trainer.step(images, data["train"].labels[idx].to(device), epoch))
             if per_step:
                 scheduler.step()
@@ -211,5 +255,7 @@ def train(
             best_val_loss, stale = (val.loss, 0) if val.loss < best_val_loss else (best_val_loss, stale + 1)
             if stale >= recipe.patience:
                 result.stopped_early = epoch
-                break
+        if checkpoint is not None:
+            bookkeeping = dict(vars(result), best_val=best_val, best_val_loss=best_val_loss, stale=stale)
+            checkpoints.save(checkpoint, checkpoints.capture(epoch, model, criterion, optimizer, scheduler, generator, bookkeeping))
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.config import Config
@@ -49,11 +49,19 @@ class Job:
             trust_pickle=self.trust_pickle,
         )
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        paths = {k: Path(data[k]) if data[k] is not None else None
+                 for k in ("run_dir", "results_dir", "dataset_root", "splits_file", "aligned_dir", "upstream_dir",
+                           "config_path", "weights_dir")}
+        return cls(spec=RunSpec.from_dict(data["spec"]), manifest=data["manifest"], device=data["device"],
+                   repeats=data["repeats"], trust_pickle=data["trust_pickle"], **paths)
+
 
 @dataclass(frozen=True)
 class Request:
-    model: str
-    dataset: str
+    model: str = ""
+    dataset: str = ""
     protocol: str | None = None
     repeats: int | None = None
     epochs: int | None = None
@@ -68,8 +76,29 @@ class Request:
     """Train on the copy `ferbench align --size N` made (its default folder), not the raw images."""
 
 
+def grid(cfg: Config, paths: Paths, request: Request, models: list[str], datasets: list[str], every: bool = False):
+    """Plan every (model, dataset) pair; `every` takes all models × the datasets present under the data root,
+    skipping pairs of a video model and a static dataset or the reverse. Returns (jobs, skipped pairs)."""
+    if every:
+        models = models or sorted(cfg.models)
+        datasets = datasets or sorted(n for n in cfg.datasets if (paths.data_root / n).is_dir())
+    if not models or not datasets:
+        raise FerbenchError("name at least one --model and one --dataset, or pass --all", exit_code=2)
+    jobs, skipped = [], []
+    for m in dict.fromkeys(models):
+        for d in dict.fromkeys(datasets):
+            if every and cfg.model(m).video != cfg.dataset(d).video:
+                skipped.append(f"{m}/{d}")
+                continue
+            jobs += plan(cfg, paths, replace(request, model=m, dataset=d))
+    return jobs, skipped
+
+
 def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     model, dataset = cfg.model(request.model), cfg.dataset(request.dataset)
+    if model.video != dataset.video:
+        takes, holds = ("video clips", "still images") if model.video else ("still images", "video clips")
+        raise FerbenchError(f"model '{model.name}' takes {takes} but dataset '{dataset.name}' holds {holds}", exit_code=2)
     protocol = request.protocol or dataset.protocol
     repeats = request.repeats or cfg.defaults.repeats
     root = (request.dataset_dir or paths.data_root / dataset.name).resolve()

@@ -7,6 +7,7 @@ so the whole chain stays free of test data. All stages form one run; each stage'
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 from adapters.contract import Adapter, BuildContext
@@ -32,6 +33,7 @@ def train_stages(
     stage_recipes: dict[str, dict],
     run_loop: Callable[..., LoopResult] = train,
     on_stage: Callable[[str, Recipe], None] = lambda name, recipe: None,
+    checkpoint_dir: Path | None = None,
     **loop_args,
 ):
     """Return (final model, final stage's LoopResult, {stage: summary} when there are several stages)."""
@@ -47,6 +49,9 @@ def train_stages(
         ctx = replace(ctx, previous=model, batch_size=stage_recipe.batch_size, epochs=stage_recipe.epochs)
         model = stage_adapter.build(ctx)
         on_stage(name, stage_recipe)
-        outcome = run_loop(model, stage_adapter, recipe=stage_recipe, ctx=ctx, keep_selected=position < len(chain) - 1, **loop_args)
+        outcome = run_loop(
+            model, stage_adapter, recipe=stage_recipe, ctx=ctx, keep_selected=position < len(chain) - 1,
+            checkpoint=checkpoint_dir / f"{name}.pt" if checkpoint_dir else None, **loop_args,
+        )
         summaries[name] = stage_summary(outcome)
     return model, outcome, (summaries if len(chain) > 1 else {})

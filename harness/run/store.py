@@ -1,18 +1,24 @@
 """The results store: one folder per run, files written atomically, a completion marker last.
 
-A run folder without the marker is incomplete (killed, crashed, or still running) and is
-redone by the next `ferbench run`; a folder with it is never recomputed unless asked.
+A run folder without the marker is incomplete (killed, crashed, or still running: see its CLAIM)
+and is resumed from its last epoch checkpoint by the next attempt; a folder with it is never
+recomputed unless asked.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Iterator
 
 from harness.files import write_json_atomic
 
 MARKER = "COMPLETE"
+FAILED = "FAILED"
+"""Written by the launcher when the worker failed: exit code, last log line, time."""
+QUEUED = "QUEUED"
+"""Written by the Slurm launcher at submission: the array job id."""
+CHECKPOINTS = "checkpoints"
+"""Epoch checkpoints of a run in progress; removed when the run completes."""
 RESULT_FILES = ("config.json", "result.json", "predictions.csv", "env.json")
 
 
@@ -29,12 +35,6 @@ def mark_complete(folder: Path, payload: dict) -> None:
     if missing:
         raise RuntimeError(f"{folder}: cannot mark complete, missing {', '.join(missing)}")
     write_json_atomic(folder / MARKER, payload)
-
-
-def reset(folder: Path) -> None:
-    """Remove whatever an earlier, unfinished or overwritten attempt left behind."""
-    if folder.exists():
-        shutil.rmtree(folder)
 
 
 def complete_runs(results_dir: Path) -> Iterator[Path]:

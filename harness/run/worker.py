@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -28,6 +29,9 @@ def _resolve_device(name: str):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    fraction = os.environ.get("FERBENCH_GPU_MEMORY_FRACTION")
+    if name == "cuda" and fraction:  # several workers share this GPU (`ferbench run --jobs K`)
+        torch.cuda.set_per_process_memory_fraction(float(fraction))
     return torch.device(name)
 
 
@@ -55,6 +59,35 @@ def isolate_sys_path(upstream_dir: Path | None) -> None:
         sys.path.insert(0, str(upstream_dir))
 
 
+def load_splits(results: Path, dataset, root: Path, table, manifest: str, fold: dict, classes, size: int):
+    """({train, val, test} splits, cache path) from the dataset's decoded cache, built first when needed.
+
+    Still images: `Split`s held in memory, from the image cache. Video: `VideoSplit`s reading the frame
+    cache (too large for memory; see harness.data.video_cache) and sampling 16 frames per clip each batch.
+    """
+    import numpy as np
+    import torch
+
+    from harness.data.cache import open_cache
+    from harness.data.video_cache import open_frame_cache
+    from harness.run.loop import Split, VideoSplit
+
+    class_index = {name: i for i, name in enumerate(classes)}
+    opener, what = (open_frame_cache, "frames") if dataset.video else (open_cache, "images")
+    cache = opener(results, dataset, root, table, manifest, size,
+                   progress=lambda done, total: emit("phase", phase=f"caching {what}", done=done, total=total))
+    emit("phase", phase=f"loading {what}")
+    data = {}
+    for part in ("train", "val", "test"):
+        rows = np.asarray(fold[part], dtype=np.int64)
+        labels = torch.tensor([class_index[label] for label in table["label"].iloc[rows]], dtype=torch.long)
+        if dataset.video:
+            data[part] = VideoSplit(frames=cache, clips=rows, labels=labels)
+        else:
+            data[part] = Split(images=torch.from_numpy(np.ascontiguousarray(cache.images[rows])), labels=labels)
+    return data, cache.path
+
+
 def run(job: dict) -> None:
     started = time.perf_counter()
     from harness.run.seeding import seed_everything
@@ -66,19 +99,16 @@ def run(job: dict) -> None:
     upstream_dir = Path(job["upstream_dir"]) if job.get("upstream_dir") else None
     isolate_sys_path(upstream_dir)
 
-    import numpy as np
     import torch
 
     from adapters import load_adapter
     from adapters.contract import BuildContext, model_module_file
     from harness import config as config_mod
-    from harness.data.cache import open_cache
     from harness.run.sources import resolve
-    from harness.run.loop import Split
     from harness.run.stages import stage_summary, train_stages
     from harness.run.provenance import environment
     from harness.files import read_json, write_json_atomic, write_text_atomic
-    from harness.run.store import mark_complete
+    from harness.run.store import CHECKPOINTS, mark_complete
     from harness.errors import FerbenchError
     from harness.weights import require, sha256_file
 
@@ -92,19 +122,9 @@ def run(job: dict) -> None:
     if manifest != job["manifest"] or (source.aligned or "")[:16] != (spec.aligned or "")[-16:]:
         raise FerbenchError(f"{root}: the dataset changed since the run was planned (manifest {manifest[:12]}); run again")
     fold = read_json(Path(job["splits_file"]))["folds"][spec.fold]
-    class_index = {name: i for i, name in enumerate(spec.classes)}
 
-    cache = open_cache(
-        Path(job["results_dir"]), dataset_cfg, root, table, manifest, spec.input_size,
-        progress=lambda done, total: emit("phase", phase="caching images", done=done, total=total),
-    )
-    emit("phase", phase="loading images")
-    data = {}
-    for part in ("train", "val", "test"):
-        rows = table.iloc[fold[part]]
-        images = torch.from_numpy(np.ascontiguousarray(cache.images[fold[part]]))
-        labels = torch.tensor([class_index[label] for label in rows["label"]], dtype=torch.long)
-        data[part] = Split(images=images, labels=labels)
+    data, cache_path = load_splits(Path(job["results_dir"]), dataset_cfg, root, table, manifest, fold, spec.classes,
+                                   spec.input_size)
 
     adapter = load_adapter(model_cfg.adapter)
     recipe = config_mod.Recipe.model_validate(spec.recipe)
@@ -119,8 +139,10 @@ def run(job: dict) -> None:
     model, outcome, stages = train_stages(
         adapter, ctx, recipe, spec.stages,
         on_stage=lambda name, stage: emit("phase", phase="training" if not spec.stages else f"training ({name})", epochs=stage.epochs),
+        checkpoint_dir=run_dir / CHECKPOINTS,
         data=data, selection=spec.selection, device=device, seed=spec.seed,
         on_epoch=lambda record: emit("epoch", **record),
+        on_resume=lambda epoch: emit("resumed", epoch=epoch),
     )
 
     test_rows = table.iloc[fold["test"]]
@@ -146,14 +168,14 @@ def run(job: dict) -> None:
         upstream=spec.upstream,
         upstream_commit=spec.upstream_commit,
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
-        model_file=model_module_file(model),
+        model_file=model_module_file(model, upstream_dir),
         weights={name: sha256_file(path) for name, path in ctx.weights.items()},
         dataset_root=job["dataset_root"],
         dataset_manifest=manifest,
         aligned_dir=job["aligned_dir"],
         aligned_manifest=source.aligned,
         splits_file=job["splits_file"],
-        image_cache=str(cache.path),
+        image_cache=str(cache_path),
     )
     write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"]))
     write_text_atomic(
@@ -163,6 +185,7 @@ def run(job: dict) -> None:
     write_json_atomic(run_dir / "env.json", env)
     write_json_atomic(run_dir / "result.json", result)
     mark_complete(run_dir, dict(run_id=spec.run_id, finished=datetime.now(timezone.utc).isoformat()))
+    shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     emit("done", accuracy=result["accuracy"], balanced_accuracy=result["balanced_accuracy"])
 
 

@@ -38,5 +38,3 @@ def test_incomplete_runs_are_not_listed(tmp_path):
     folder.mkdir(parents=True)
     (folder / "result.json").write_text("{}")
     assert list(store.complete_runs(tmp_path)) == []
-    store.reset(folder)
-    assert not folder.exists()

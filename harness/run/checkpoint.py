@@ -1,0 +1,93 @@
+"""Epoch checkpoints: everything a run needs to continue after a kill or a Slurm preemption and
+end with the same result as an uninterrupted run on the same machine.
+
+Saved after each epoch (atomically): model, loss and optimizer state (SAM's base optimizer too),
+schedule, the shuffling generator, every global RNG (torch, CUDA, numpy, python) and the loop's own
+bookkeeping (history, selected and best-on-test epochs, early-stopping counter). The file holds only
+tensors and plain containers, so it loads with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = 1
+
+
+def _state(obj) -> dict | None:
+    return obj.state_dict() if hasattr(obj, "state_dict") else None
+
+
+def _evaluation(evaluation) -> dict | None:
+    if evaluation is None:
+        return None
+    return dict(loss=evaluation.loss, probabilities=torch.from_numpy(evaluation.probabilities), metrics=evaluation.metrics)
+
+
+def _numpy_rng() -> list:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]
+
+
+def capture(epoch: int, model, criterion, optimizer, scheduler, generator: torch.Generator, loop: dict) -> dict:
+    base = getattr(optimizer, "base_optimizer", None)
+    return dict(
+        format=FORMAT,
+        epoch=epoch,
+        model=model.state_dict(),
+        criterion=_state(criterion),
+        optimizer=optimizer.state_dict(),
+        base_optimizer=base.state_dict() if base is not None else None,
+        scheduler=scheduler.state_dict(),
+        generator=generator.get_state(),
+        torch_rng=torch.get_rng_state(),
+        cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        numpy_rng=_numpy_rng(),
+        python_rng=[list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+        loop={k: (_evaluation(v) if k in ("selected", "final", "best_val") else v) for k, v in loop.items()},
+    )
+
+
+def save(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: Path | None) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state if state.get("format") == FORMAT else None
+
+
+def restore(state: dict, model, criterion, optimizer, scheduler, generator: torch.Generator, evaluation_type) -> dict:
+    """Put every saved state back; return the loop bookkeeping with evaluations rebuilt."""
+    model.load_state_dict(state["model"])
+    if state["criterion"] is not None:
+        criterion.load_state_dict(state["criterion"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state["base_optimizer"] is not None:
+        optimizer.base_optimizer.load_state_dict(state["base_optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    kind, keys, pos, has_gauss, gauss = state["numpy_rng"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python_rng"]
+    random.setstate((version, tuple(internal), gauss_next))
+    loop = dict(state["loop"])
+    for key in ("selected", "final", "best_val"):
+        saved = loop.get(key)
+        loop[key] = None if saved is None else evaluation_type(
+            loss=saved["loss"], probabilities=saved["probabilities"].numpy(), metrics=saved["metrics"]
+        )
+    return loop

@@ -1,0 +1,90 @@
+"""End to end: every upstream model trains through `ferbench run` from its fetched upstream code.
+
+Uses the repository's `benchmark.toml`. The upstreams come from `vendor/` when it holds them at
+their pins, else they are fetched into a temporary folder (network, or the user's git `insteadOf`
+mirrors); a model whose upstream cannot be had is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness import config, fetch
+from harness.run.store import complete_runs
+from tests.conftest import REPO, child_env, ferbench_argv
+
+MODELS = ["poster", "posterpp", "dan", "ddamfn", "lnsunet", "adadf", "mfer", "gsdnet", "vgg19", "resnet18"]
+CFG = config.load(REPO / "benchmark.toml")
+
+
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """(vendor folder, {upstream: why it is unavailable})."""
+    names = sorted({CFG.model(m).upstream for m in MODELS if m in CFG.models})
+    upstreams = [CFG.upstream(n) for n in names]
+    statuses = fetch.check(upstreams, REPO / "vendor")
+    if all(s.status == "ok" for s in statuses):
+        return REPO / "vendor", {}
+    folder = tmp_path_factory.mktemp("vendor")
+    outcomes = fetch.fetch(upstreams, folder, console=Console(file=io.StringIO(), width=200))
+    return folder, {o.name: o.error for o in outcomes if not o.ok}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, vendor) -> dict:
+    from harness.data.synth import generate
+
+    root = tmp_path_factory.mktemp("e2e")
+    generate(root / "data" / "synthetic", images_per_class=4, size=48, seed=0)
+    env = child_env()
+    env.update(
+        FERBENCH_CONFIG=str(REPO / "benchmark.toml"),
+        FERBENCH_DATA_ROOT=str(root / "data"),
+        FERBENCH_RESULTS_DIR=str(root / "results"),
+        FERBENCH_VENDOR_DIR=str(vendor[0]),
+        FERBENCH_WEIGHTS_DIR=str(root / "weights"),
+        OMP_NUM_THREADS="2",
+    )
+    return dict(root=root, env=env)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_trains_from_its_fetched_upstream(name, vendor, workspace):
+    assert name in CFG.models, f"benchmark.toml has no [models.{name}]"
+    model = CFG.model(name)
+    upstream = CFG.upstream(model.upstream)
+    if upstream.name in vendor[1]:
+        pytest.skip(f"upstream {upstream.url} not available (no network and no insteadOf mirror): {vendor[1][upstream.name]}")
+    argv = ferbench_argv(
+        "run", "--model", name, "--dataset", "synthetic", "--repeats", "2", "--epochs", "1",
+        "--batch-size", "4", "--no-pretrained", "--device", "cpu",
+    )
+    done = subprocess.run(argv, capture_output=True, text=True, env=workspace["env"], cwd=workspace["root"], timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [r for r in complete_runs(workspace["root"] / "results") if r.parts[-3] == name]
+    assert len(runs) == 2
+    vendored = (vendor[0] / upstream.name).resolve()
+    for run in runs:
+        env = json.loads((run / "env.json").read_text())
+        result = json.loads((run / "result.json").read_text())
+        assert env["upstream_commit"] == upstream.commit and env["upstream_head"] == upstream.commit
+        assert Path(env["model_file"]).resolve().is_relative_to(vendored), env["model_file"]
+        assert json.loads((run / "config.json").read_text())["pretrained"] is False
+        assert 0 <= result["balanced_accuracy"] <= 1 and len(result["history"]) == 1
+
+
+def test_report_shows_every_model_side_by_side(workspace):
+    done = subprocess.run(ferbench_argv("report"), capture_output=True, text=True, env=workspace["env"], cwd=workspace["root"])
+    if "no complete runs" in done.stderr:
+        pytest.skip("no model ran (upstreams unavailable)")
+    assert done.returncode == 0, done.stderr
+    header = next(line for line in done.stdout.splitlines() if line.startswith("| dataset"))
+    ran = {p.parts[-3] for p in complete_runs(workspace["root"] / "results")}
+    assert ran and all(f" {m} " in header + " " for m in ran)
+    assert "Balanced accuracy" in done.stdout and "Random initialisation" in done.stdout
