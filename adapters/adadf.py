@@ -124,6 +124,13 @@ class AdaDFLoss:
     def start_epoch(self, epoch: int) -> None:
         self.alpha_1, self.alpha_2 = alphas(epoch)
 
+    def state_dict(self) -> dict:
+        """The LD table is training state: epoch checkpoints save it so a resumed run continues exactly."""
+        return {"distributions": self.distributions.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.distributions = state["distributions"]
+
     def rebuild(self, outputs_1: Tensor, targets: Tensor) -> None:
         """train.py:109-111 through `utils.generate_adaptive_LD`, which skips a leading placeholder row
         (`validate` starts its concatenation from `torch.ones`), so one is prepended here too."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -98,8 +98,9 @@ def fetch_(
 
 @app.command()
 def run(
-    model: str = typer.Option(..., "--model", "-m", help="Model name from benchmark.toml."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name from benchmark.toml."),
+    model: List[str] = typer.Option([], "--model", "-m", help="Model name from benchmark.toml (repeatable)."),
+    dataset: List[str] = typer.Option([], "--dataset", "-d", help="Dataset name from benchmark.toml (repeatable)."),
+    every: bool = typer.Option(False, "--all", help="Every model × every dataset present under the data root (or those named)."),
     repeats: Optional[int] = typer.Option(None, min=1, help="Seeded repeats (default from benchmark.toml)."),
     protocol: Optional[str] = typer.Option(None, help="Split protocol (default: the dataset's)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Override the recipe's epochs (part of the run id)."),
@@ -114,24 +115,75 @@ def run(
     ),
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
     overwrite: bool = typer.Option(False, help="Recompute runs that are already complete."),
+    amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast + channels-last: faster on GPUs, changes numerics (part of the run id)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once (local launcher); spread over the visible GPUs."),
+    launcher: str = typer.Option("local", help="local (subprocesses here) or slurm (a submitit job array; local executor without Slurm)."),
+    partition: Optional[str] = typer.Option(None, help="Slurm partition (default [launcher.slurm])."),
+    time_limit: Optional[int] = typer.Option(None, min=1, metavar="MINUTES", help="Slurm time limit per run."),
+    max_concurrent: Optional[int] = typer.Option(None, min=1, help="Slurm array tasks running at once."),
+    wait: Optional[bool] = typer.Option(None, "--wait/--no-wait", help="Slurm: wait for the array (default: only for the local executor)."),
     aligned: Optional[int] = typer.Option(
         None, metavar="SIZE", help="Train on the copy `ferbench align --size SIZE` made, not the raw images."
     ),
 ) -> None:
-    """Train and evaluate MODEL on DATASET for N seeded repeats, one subprocess per run."""
+    """Train and evaluate models on datasets for N seeded repeats each, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
         raise FerbenchError(f"--device: expected cpu, cuda or auto, got '{device}'", exit_code=2)
     from harness.run.launch import execute
-    from harness.run.plan import Request, plan
+    from harness.run.plan import Request, grid
 
     request = Request(
-        model=model, dataset=dataset, protocol=protocol, repeats=repeats, epochs=epochs,
+        protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
-        trust_pickle=trust_pickle, aligned=aligned, recipe=recipe,
+        trust_pickle=trust_pickle, aligned=aligned, recipe=recipe, amp=amp,
     )
-    jobs = plan(State.config(), State.paths, request)
-    summary = execute(jobs, err, overwrite=overwrite)
-    _print_run_summary(summary, len(jobs))
+    planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
+    if skipped:
+        err.print(f"--all: skipping {len(skipped)} pair(s) of a video model and still images or the reverse: {', '.join(skipped)}")
+    if launcher == "slurm":
+        overrides = {k: v for k, v in (("partition", partition), ("time_limit_min", time_limit), ("max_concurrent", max_concurrent)) if v is not None}
+        _run_on_slurm(planned, State.config().launcher.slurm.model_copy(update=overrides), overwrite, wait)
+        return
+    if launcher != "local":
+        raise FerbenchError(f"--launcher: expected local or slurm, got '{launcher}'", exit_code=2)
+    summary = execute(planned, err, overwrite=overwrite, workers=jobs)
+    _print_run_summary(summary, len(planned))
+
+
+def _run_on_slurm(planned, settings, overwrite: bool, wait: Optional[bool]) -> None:
+    from datetime import datetime
+
+    from harness.run.launch import Summary
+    from harness.run.slurm import submit
+
+    folder = State.paths.results / "slurm" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        submission = submit(planned, settings, folder, overwrite=overwrite)
+    except ValueError as error:
+        raise FerbenchError(str(error), exit_code=2) from None
+    done = len(planned) - len(submission.jobs)
+    if not submission.jobs:
+        err.print(f"{done} of {len(planned)} runs already complete; nothing to submit.")
+        return
+    ids = sorted({str(h.job_id).split("_")[0] for h in submission.handles})
+    err.print(f"submitted {len(submission.jobs)} run(s) to {submission.cluster} as job(s) {', '.join(ids)} "
+              f"({done} already complete); logs in {folder}; follow with `ferbench status`")
+    if not (wait if wait is not None else submission.cluster != "slurm"):
+        return
+    summary = Summary()
+    with err.status(f"waiting for {len(submission.jobs)} run(s)"):
+        for job, handle in zip(submission.jobs, submission.handles):
+            try:
+                status = handle.result()
+            except Exception as error:  # submitit re-raises the task's failure with its traceback text
+                lines = [line for line in str(error).strip().splitlines() if line.strip()]
+                summary.failed.append((job, lines[-1] if lines else type(error).__name__))
+                continue
+            if status.startswith("claimed"):
+                summary.elsewhere.append((job, status.removeprefix("claimed ")))
+            else:
+                (summary.done if status.startswith("done") else summary.skipped).append(job)
+    _print_run_summary(summary, len(planned))
 
 
 def _print_run_summary(summary, total: int) -> None:
@@ -139,6 +191,8 @@ def _print_run_summary(summary, total: int) -> None:
         f"{len(summary.done)} run(s) completed, {len(summary.skipped)} already complete, "
         f"{len(summary.failed)} failed, of {total}."
     )
+    for job, message in summary.elsewhere:
+        err.print(f"[yellow]left to another process[/yellow] {job.spec.model}/{job.spec.dataset} repeat {job.spec.repeat}: {message}")
     for job, message in summary.failed:
         err.print(f"[red]failed[/red] {job.spec.model}/{job.spec.dataset} repeat {job.spec.repeat}: {message}")
         err.print(f"       log: {job.run_dir / 'worker.log'}")
@@ -147,15 +201,58 @@ def _print_run_summary(summary, total: int) -> None:
 
 
 @app.command()
-def report(fmt: str = typer.Option("md", "--format", help="md or csv.")) -> None:
-    """Aggregate the results store into tables on stdout (`ferbench report > results.md`)."""
-    from harness.report.aggregate import load_runs, summarise
-    from harness.report.render import render_csv, render_markdown
+def status() -> None:
+    """Queued, running, done, failed and interrupted runs in the results store, per dataset, model and protocol."""
+    from harness.run.status import STATES, counts, scan
 
-    renderers = {"md": render_markdown, "csv": render_csv}
-    if fmt not in renderers:
-        raise FerbenchError(f"--format: expected one of {', '.join(renderers)}, got '{fmt}'", exit_code=2)
-    sys.stdout.write(renderers[fmt](summarise(load_runs(State.paths.results))))
+    states = scan(State.paths.results)
+    if not states:
+        Console().print(f"No runs under {State.paths.results}.", markup=False, highlight=False)
+        return
+    table = Table("dataset", "model", "protocol", *STATES, title=f"Runs under {State.paths.results}")
+    for (dataset, model, protocol), count in sorted(counts(states).items()):
+        table.add_row(dataset, model, protocol, *(str(count.get(s, 0) or "") for s in STATES))
+    Console().print(table)
+    for state in states:
+        if state.state in ("failed", "interrupted", "running"):
+            Console().print(f"{state.state}: {state.folder} {state.detail}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    fmt: str = typer.Option("md", "--format", help="md, html, csv or latex."),
+    models: Optional[List[str]] = typer.Option(None, "--models", help="Only these models (base name or label; repeat or comma-separate)."),
+    datasets: Optional[List[str]] = typer.Option(None, "--datasets", help="Only these datasets (base name or label)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Only this protocol, e.g. crossval-compat."),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, macro_f1, uar or war (default: accuracy and balanced_accuracy)."),
+    ci: bool = typer.Option(False, "--ci", help="Add 95% t confidence intervals of the means."),
+    test: str = typer.Option("ttest", "--test", help="Paired test against each row's best: ttest or wilcoxon."),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Significance level."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Also write one PNG per (protocol, dataset, model) here."),
+) -> None:
+    """Aggregate the results store into a report on stdout (`ferbench report --format html > report.html`)."""
+    from harness.report.aggregate import load_runs, select, unfinished_runs
+    from harness.report.build import Options, build
+    from harness.report.metrics import parse_metrics
+    from harness.report.render import RENDERERS, figures, render_html, write_plots
+    from harness.report.significance import TESTS
+
+    if fmt not in RENDERERS:
+        raise FerbenchError(f"--format: expected one of {', '.join(RENDERERS)}, got '{fmt}'", exit_code=2)
+    if test not in TESTS:
+        raise FerbenchError(f"--test: expected one of {', '.join(TESTS)}, got '{test}'", exit_code=2)
+    options = Options(metrics=parse_metrics(metric or []), ci=ci, test=test, alpha=alpha)
+    cfg, results = State.config(), State.paths.results
+    runs = load_runs(results, {name for name, dataset in cfg.datasets.items() if dataset.video})
+    built = build(
+        select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
+        unfinished=unfinished_runs(results),
+    )
+    items = figures(built) if fmt == "html" or plots else None
+    if plots:
+        written = write_plots(items, plots)
+        err.print(f"{len(written)} figure(s) written to {plots}", markup=False, highlight=False)
+    sys.stdout.write(render_html(built, items) if fmt == "html" else RENDERERS[fmt](built))
 
 
 @app.command()
@@ -163,8 +260,23 @@ def synth(
     images_per_class: int = typer.Option(100, min=2, help="Images per class (train + test)."),
     size: int = typer.Option(64, min=16, help="Image side in pixels."),
     seed: int = typer.Option(0, help="Generator seed."),
+    video: bool = typer.Option(False, "--video", help="Draw the video dataset `synthetic-video` (DFEW layout) instead."),
+    clips_per_class: int = typer.Option(10, min=5, help="With --video: clips per class, spread over the 5 folds."),
+    frames: int = typer.Option(40, min=1, help="With --video: most frames per clip (each clip has 8 to this many)."),
 ) -> None:
-    """Draw the synthetic expression dataset `synthetic` under the data root."""
+    """Draw the synthetic expression dataset `synthetic` (or, with --video, `synthetic-video`) under the data root."""
+    if video:
+        from rich.progress import Progress
+
+        from harness.data.synth import VIDEO_DATASET, generate_video, video_classes
+
+        root = State.paths.data_root / VIDEO_DATASET
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("drawing synthetic clips", total=clips_per_class * len(video_classes("dfew")))
+            generate_video(root, "dfew", clips_per_class, (min(8, frames), frames), size, seed,
+                           progress=lambda n: progress.advance(task, n))
+        err.print(f"synthetic video dataset: {root} ({clips_per_class} clips per class, up to {frames} frames, {size}px)")
+        return
     from harness.demo import make_synthetic
 
     make_synthetic(State.paths.data_root / "synthetic", images_per_class, size, seed, err)

@@ -56,6 +56,8 @@ class Recipe(_Record):
     grad_clip_norm: float | None = Field(default=None, gt=0)
     grad_clamp: float | None = Field(default=None, gt=0)
     patience: int | None = Field(default=None, ge=1)
+    amp: bool = False
+    """bfloat16 autocast and channels-last (`ferbench run --amp`): faster on GPUs, different numbers."""
 
 
 class RecipeTemplate(_Record):
@@ -91,6 +93,8 @@ class Model(_Record):
     description: str = ""
     upstream: str | None = None
     input_size: int = Field(ge=8)
+    video: bool = False
+    """Takes clips [B, T, 3, H, W] and trains only on video datasets (DFER-CLIP)."""
     recipe: Recipe
     stages: dict[str, Recipe] = {}
     """Recipes of later training stages, in order (CEPrompt's `cat`); the first stage uses `recipe`."""
@@ -118,12 +122,73 @@ class Defaults(_Record):
     selection: Literal["val_accuracy", "val_balanced_accuracy", "val_loss"] = "val_balanced_accuracy"
 
 
+REPORT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+VIDEO_METRICS = {"uar": "balanced_accuracy", "war": "accuracy"}
+"""Video papers report UAR (unweighted average recall = balanced accuracy) and WAR (weighted = accuracy)."""
+
+
+class Published(_Record):
+    """A headline number from a model's paper or README (`[[published]]`), shown beside the reproduced mean."""
+
+    model: str = Field(min_length=1)
+    dataset: str
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "uar", "war"]
+    protocol: str = Field(min_length=1)
+    """The split the paper used, in ferbench's protocol names where one fits (`official`), else free text."""
+    selection: str = Field(min_length=1)
+    """How the paper picked its epoch, e.g. `best test epoch`, `final epoch`, `validation`."""
+    value: float = Field(gt=0, le=1)
+    source: str = Field(min_length=1)
+    note: str = ""
+
+    @property
+    def measure(self) -> str:
+        """The stored metric this number compares with (`uar` → balanced_accuracy, `war` → accuracy)."""
+        return VIDEO_METRICS.get(self.metric, self.metric)
+
+
+class Reference(_Record):
+    """A published table of repeated runs (`[references.NAME]`): dataset → model → [mean, std] per metric."""
+
+    protocol: str
+    std: Literal["population", "sample"]
+    source: str = Field(min_length=1)
+    repeats: int | None = Field(default=None, ge=1)
+    description: str = ""
+    accuracy: dict[str, dict[str, tuple[float, float]]] = {}
+    balanced_accuracy: dict[str, dict[str, tuple[float, float]]] = {}
+
+    def table(self, metric: str) -> dict[str, dict[str, tuple[float, float]]]:
+        return getattr(self, metric) if metric in ("accuracy", "balanced_accuracy") else {}
+
+
+class SlurmLauncher(_Record):
+    """`[launcher.slurm]`: resources of each array task (one run) and how many run at once."""
+
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    gpus_per_task: int = Field(default=1, ge=0)
+    cpus_per_task: int = Field(default=8, ge=1)
+    mem_gb: int = Field(default=64, ge=1)
+    time_limit_min: int = Field(default=720, ge=1)
+    max_concurrent: int = Field(default=32, ge=1)
+
+
+class Launchers(_Record):
+    slurm: SlurmLauncher = SlurmLauncher()
+
+
 class Config(_Record):
     defaults: Defaults = Defaults()
     upstreams: dict[str, Upstream] = {}
     models: dict[str, Model] = {}
     datasets: dict[str, Dataset] = {}
     recipes: dict[str, RecipeTemplate] = {}
+    published: tuple[Published, ...] = ()
+    references: dict[str, Reference] = {}
+    launcher: Launchers = Launchers()
     source: str = "benchmark.toml"
 
     @model_validator(mode="after")
@@ -136,7 +201,30 @@ class Config(_Record):
                 )
             if not (ADAPTERS_DIR / f"{model.adapter}.py").is_file():
                 raise ValueError(f"models.{name}.adapter: no module adapters/{model.adapter}.py")
+        self._check_published()
         return self
+
+    def _check_published(self) -> None:
+        """Datasets must be registered (models need not be: a paper's number may precede its adapter)."""
+        seen = set()
+        for i, record in enumerate(self.published):
+            dataset = self.datasets.get(record.dataset)
+            if dataset is None:
+                raise ValueError(f"published.{i}.dataset: unknown dataset '{record.dataset}'")
+            if record.metric in VIDEO_METRICS and not dataset.video:
+                raise ValueError(f"published.{i}.metric: '{record.metric}' is for video datasets; '{record.dataset}' is not one")
+            key = (record.model, record.dataset, record.measure, record.protocol, record.selection)
+            if key in seen:
+                raise ValueError(f"published.{i}: a second number for {record.model} on {record.dataset} ({record.metric})")
+            seen.add(key)
+        for name, reference in self.references.items():
+            for metric in ("accuracy", "balanced_accuracy"):
+                for dataset, row in reference.table(metric).items():
+                    if dataset not in self.datasets:
+                        raise ValueError(f"references.{name}.{metric}.{dataset}: unknown dataset")
+                    for model, (_, std) in row.items():
+                        if std < 0:
+                            raise ValueError(f"references.{name}.{metric}.{dataset}.{model}: negative std")
 
     def model(self, name: str) -> Model:
         return _lookup("model", name, self.models)

@@ -29,7 +29,8 @@ def make_synthetic(root: Path, images_per_class: int, size: int, seed: int, cons
 
 def run_demo(cfg: Config, paths: Paths, console: Console) -> str:
     """Draw the data, run the baseline for three seeded repeats, return the markdown report."""
-    from harness.report.aggregate import load_runs, summarise
+    from harness.report.aggregate import load_runs
+    from harness.report.build import build
     from harness.report.render import render_markdown
     from harness.run.launch import execute
     from harness.run.plan import Request, plan
@@ -43,4 +44,4 @@ def run_demo(cfg: Config, paths: Paths, console: Console) -> str:
 
         raise FerbenchError(f"demo run failed: {message} (log: {job.run_dir / 'worker.log'})")
     runs = load_runs(paths.results)
-    return render_markdown(summarise(runs[runs["dataset"] == "synthetic"]))
+    return render_markdown(build(runs[runs["dataset"] == "synthetic"]))

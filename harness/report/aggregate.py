@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from harness.errors import FerbenchError
 from harness.files import read_json
-from harness.run.store import MARKER, complete_runs
+from harness.report.metrics import METRICS
+from harness.run.store import MARKER, RESULT_FILES, complete_runs
 
-METRICS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy"}
+CELL = ["protocol", "dataset", "model"]
+PAIR = ["splits", "fold", "seed"]
+"""Two runs are a pair for the significance test when they share the split file, the fold and the seed."""
+PROTOCOL_ORDER = ("official", "official-folds", "subject-kfold", "crossval-compat")
+"""Report sections in this order (the leaky crossval-compat last); other protocols after, by name."""
+
+
+def protocol_key(protocol: str) -> tuple[int, str]:
+    return (PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER), protocol)
 
 
 def _dataset_label(config: dict) -> str:
@@ -25,33 +35,96 @@ def _model_label(config: dict) -> str:
     return config["model"] if recipe == "upstream" else f"{config['model']} ({recipe})"
 
 
-def load_runs(results_dir: Path) -> pd.DataFrame:
-    rows = []
-    for folder in complete_runs(results_dir):
-        config, result = read_json(folder / "config.json"), read_json(folder / "result.json")
-        rows.append(
-            dict(
-                splits=config.get("splits", ""),
-                finished=read_json(folder / MARKER).get("finished", ""),
-                protocol=config["protocol"],
-                dataset=_dataset_label(config),
-                model=_model_label(config),
-                run_id=config["run_id"],
-                repeat=config["repeat"],
-                seed=config["seed"],
-                requested=config["repeats"],
-                pretrained=config["pretrained"],
-                epochs=config["recipe"]["epochs"],
-                selected_epoch=result["selected_epoch"],
-                **{metric: result[metric] for metric in (*METRICS, "macro_f1")},
-            )
-        )
+def _selection(config: dict, result: dict) -> str:
+    """`validation val_balanced_accuracy`, or `final epoch` when a run had no validation data."""
+    if str(result.get("selection_rule", "")).startswith("final epoch"):
+        return "final epoch"
+    return f"validation {config['selection']}" if config.get("selection") else "validation"
+
+
+def _row(folder: Path, video_datasets: frozenset[str]) -> dict:
+    config, result = read_json(folder / "config.json"), read_json(folder / "result.json")
+    env_file = folder / "env.json"
+    env = read_json(env_file) if env_file.is_file() else {}
+    return dict(
+        splits=config.get("splits", ""),
+        finished=read_json(folder / MARKER).get("finished", ""),
+        protocol=config["protocol"],
+        dataset=_dataset_label(config),
+        model=_model_label(config),
+        dataset_name=config["dataset"],
+        model_name=config["model"],
+        video=bool(config.get("video", config["dataset"] in video_datasets)),
+        recipe=config["recipe"].get("name", "upstream"),
+        run_id=config["run_id"],
+        fold=config.get("fold", 0),
+        repeat=config["repeat"],
+        seed=config["seed"],
+        requested=config["repeats"],
+        pretrained=config["pretrained"],
+        epochs=config["recipe"]["epochs"],
+        selected_epoch=result["selected_epoch"],
+        selection=_selection(config, result),
+        upstream=config.get("upstream"),
+        upstream_commit=config.get("upstream_commit"),
+        upstream_head=env.get("upstream_head"),
+        ferbench_version=env.get("ferbench_version"),
+        ferbench_git_sha=env.get("ferbench_git_sha"),
+        ferbench_git_dirty=env.get("ferbench_git_dirty"),
+        device=env.get("device_name") or env.get("device") or config.get("device"),
+        torch=env.get("torch"),
+        classes=tuple(result.get("classes") or config.get("classes") or ()),
+        per_class_recall=result.get("per_class_recall"),
+        confusion_matrix=result.get("confusion_matrix"),
+        history=result.get("history") or [],
+        stages=result.get("stages") or {},
+        **{metric: result[metric] for metric in METRICS},
+    )
+
+
+def load_runs(results_dir: Path, video_datasets: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
+    """One row per complete run; `video_datasets` names the datasets whose metrics are UAR / WAR."""
+    rows = [_row(folder, frozenset(video_datasets)) for folder in complete_runs(results_dir)]
     if not rows:
-        raise FerbenchError(f"{results_dir}: no complete runs found; run `ferbench run` or `ferbench demo` first")
+        unread = unfinished_runs(results_dir)
+        hint = f" ({unread} run folder(s) without a {MARKER} marker: unfinished or failed)" if unread else ""
+        raise FerbenchError(f"{results_dir}: no complete runs found{hint}; run `ferbench run` or `ferbench demo` first")
     return pd.DataFrame(rows)
 
 
-CELL = ["protocol", "dataset", "model"]
+def unfinished_runs(results_dir: Path) -> int:
+    """Run folders holding result files but no completion marker: never read by the report."""
+    if not results_dir.is_dir():
+        return 0
+    folders = {path.parent for name in RESULT_FILES for path in results_dir.glob(f"*/*/*/*/{name}")}
+    return sum(1 for folder in folders if not (folder / MARKER).is_file())
+
+
+def _pick(runs: pd.DataFrame, column: str, wanted: tuple[str, ...], option: str, *also: str) -> pd.DataFrame:
+    """Keep runs whose `column` (or any of `also`) equals one of `wanted`; an unmatched value is an error."""
+    if not wanted:
+        return runs
+    columns = (column, *also)
+    for value in wanted:
+        if not any((runs[c] == value).any() for c in columns):
+            present = ", ".join(sorted(set(runs[column])))
+            raise FerbenchError(f"{option}: no complete runs for '{value}'; the store has: {present}", exit_code=2)
+    keep = pd.Series(False, index=runs.index)
+    for c in columns:
+        keep |= runs[c].isin(wanted)
+    return runs[keep]
+
+
+def _names(values: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values or () for part in value.split(",") if part.strip())
+
+
+def select(runs: pd.DataFrame, models=(), datasets=(), protocol: str | None = None) -> pd.DataFrame:
+    """`--models` / `--datasets` match a base name (`dan`: also `dan (unified)`) or a full label;
+    values may repeat the option or be comma-separated."""
+    runs = _pick(runs, "model", _names(models), "--models", "model_name")
+    runs = _pick(runs, "dataset", _names(datasets), "--datasets", "dataset_name")
+    return _pick(runs, "protocol", (protocol,) if protocol else (), "--protocol")
 
 
 def current(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -65,17 +138,35 @@ def current(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs[keep], runs[~keep]
 
 
+def t_interval(std: float, n: int, level: float = 0.95) -> float:
+    """Half-width of the two-sided t confidence interval of a mean; NaN below two runs."""
+    from scipy import stats
+
+    if n < 2 or math.isnan(std):
+        return math.nan
+    return float(stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std (ddof=1) and counts per cell; `requested` is the largest repeat count asked for."""
+    """Per cell: mean, sample std (ddof=1), population std (ddof=0), 95 % t-interval half-width and counts;
+    `requested` is the largest repeat count asked for."""
     runs, superseded = current(runs)
     grouped = runs.groupby(CELL, sort=True)
     summary = grouped.agg(
         n=("run_id", "count"),
         requested=("requested", "max"),
         pretrained=("pretrained", "all"),
+        model_name=("model_name", "first"),
+        dataset_name=("dataset_name", "first"),
+        video=("video", "any"),
+        recipe=("recipe", "first"),
+        selection=("selection", lambda s: ", ".join(sorted(set(s)))),
         **{f"{m}_mean": (m, "mean") for m in METRICS},
         **{f"{m}_std": (m, lambda s: s.std(ddof=1)) for m in METRICS},
+        **{f"{m}_pstd": (m, lambda s: s.std(ddof=0)) for m in METRICS},
     )
+    for m in METRICS:
+        summary[f"{m}_ci"] = [t_interval(std, n) for std, n in zip(summary[f"{m}_std"], summary["n"])]
     summary["complete"] = summary["n"] >= summary["requested"]
     summary["superseded"] = superseded.groupby(CELL).size().reindex(summary.index, fill_value=0)
     return summary.reset_index()

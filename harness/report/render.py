@@ -1,22 +1,36 @@
-"""Render summaries with Jinja: markdown tables like the FER-crossval seed's, or tidy CSV."""
+"""Render a built report with the Jinja templates in `templates/` (markdown, HTML, LaTeX) or as tidy CSV.
+
+Cells are formatted here, once per format; the templates only lay them out.
+"""
 
 from __future__ import annotations
 
+import base64
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
-import harness
-from harness.report.aggregate import METRICS
+from harness.report.build import Cell, Report
+from harness.report.plots import cell_figure, file_name
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+MARKS = {"ns": "†", "untested": "‡"}
+MARK_TITLES = {
+    "ns": "not significantly different from the best of its row",
+    "untested": "not tested: fewer than 2 runs paired with the best",
+}
 
 
-def format_cell(mean: float, std: float, n: int, requested: int) -> str:
-    """`0.960 ± 0.013`; `(7/10)` when repeats are missing; no ± when one run cannot give a std."""
+def format_cell(mean: float, std: float, n: int, requested: int, ci: float = math.nan) -> str:
+    """`0.960 ± 0.013`; `(7/10)` when repeats are missing; no ± when one run cannot give a std;
+    ` [0.928, 0.992]` when a confidence half-width is given (clipped to [0, 1])."""
     text = f"{mean:.3f}" if n < 2 or math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+    if not math.isnan(ci):
+        text += f" [{max(mean - ci, 0.0):.3f}, {min(mean + ci, 1.0):.3f}]"
     if n < requested:
         text += f" ({n}/{requested})"
     elif n < 2:
@@ -24,38 +38,201 @@ def format_cell(mean: float, std: float, n: int, requested: int) -> str:
     return text
 
 
-def _table(cells: pd.DataFrame, metric: str) -> dict:
-    models = sorted(cells["model"].unique())
-    rows = []
-    for dataset, group in cells.groupby("dataset", sort=True):
-        complete = group[group["complete"]]
-        best = complete[f"{metric}_mean"].max() if not complete.empty else None
-        by_model = {row.model: row for row in group.itertuples()}
-        row = []
-        for model in models:
-            cell = by_model.get(model)
-            if cell is None:
-                row.append("–")
-                continue
-            mean = getattr(cell, f"{metric}_mean")
-            text = format_cell(mean, getattr(cell, f"{metric}_std"), cell.n, cell.requested)
-            row.append(f"**{text}**" if cell.complete and best is not None and mean == best else text)
-        rows.append((dataset, row))
-    return dict(title=METRICS[metric], models=models, rows=rows)
+def cell_text(cell: Cell) -> str:
+    return format_cell(cell.mean, cell.std, cell.n, cell.requested, cell.ci)
 
 
-def render_markdown(summary: pd.DataFrame) -> str:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True)
-    sections = []
-    for protocol, cells in summary.groupby("protocol", sort=True):
-        sections.append(dict(protocol=protocol, tables=[_table(cells, metric) for metric in METRICS]))
-    random_init = sorted(summary.loc[~summary["pretrained"], "model"].unique())
-    stale = summary[summary["superseded"] > 0]
-    superseded = [f"{r.model} on {r.dataset} ({r.protocol}): {r.superseded}" for r in stale.itertuples()]
-    return env.get_template("report.md.j2").render(
-        sections=sections, version=harness.__version__, random_init=random_init, superseded=superseded
+def value(number: float) -> str:
+    """A published value as recorded: `0.897`, `0.94646`."""
+    return f"{number:.5f}".rstrip("0").rstrip(".")
+
+
+def signed(number: float) -> str:
+    return "–" if math.isnan(number) else f"{number:+.3f}"
+
+
+# --- markdown -------------------------------------------------------------------------------------------------
+
+
+def md_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "–"
+    text = f"**{cell_text(cell)}**" if cell.best else cell_text(cell)
+    return f"{text} {MARKS[cell.mark]}" if cell.mark else text
+
+
+def reference_text(cell) -> str:
+    """`0.980 ± 0.010 vs 0.993 ± 0.008 (-0.013)`: ours, the reference, ours − reference."""
+    if cell is None:
+        return "–"
+    return f"{ours_text(cell.ours)} vs {cell.mean:.3f} ± {cell.std:.3f} ({signed(cell.difference)})"
+
+
+def md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+# --- LaTeX ----------------------------------------------------------------------------------------------------
+
+TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+TEX_TEXT = {"±": r"$\pm$", "≥": r"$\geq$", "–": "--", "−": "-", "→": r"$\rightarrow$", "×": r"$\times$"}
+
+
+def tex(text) -> str:
+    """Escape plain text for LaTeX."""
+    out = "".join(TEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for plain, command in TEX_TEXT.items():
+        out = out.replace(plain, command)
+    return out
+
+
+def tex_number(mean: float, std: float, n: int, bold: bool = False) -> str:
+    body = f"{mean:.3f}" if n < 2 or math.isnan(std) else f"{mean:.3f} \\pm {std:.3f}"
+    return f"$\\mathbf{{{body}}}$" if bold else f"${body}$"
+
+
+def tex_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "--"
+    text = tex_number(cell.mean, cell.std, cell.n, cell.best)
+    if not math.isnan(cell.ci):
+        text += f" {{\\scriptsize [{max(cell.mean - cell.ci, 0):.3f}, {min(cell.mean + cell.ci, 1):.3f}]}}"
+    if cell.n < cell.requested:
+        text += f" ({cell.n}/{cell.requested})"
+    elif cell.n < 2:
+        text += " ($n{=}1$)"
+    if cell.mark:
+        text += "\\textsuperscript{\\dag}" if cell.mark == "ns" else "\\textsuperscript{\\ddag}"
+    return text
+
+
+def tex_ours(ours) -> str:
+    text = tex_number(ours.mean, ours.std, ours.n)
+    return text + (f" ({ours.n}/{ours.requested})" if ours.n < ours.requested else "")
+
+
+def tex_signed(number: float) -> str:
+    return "--" if math.isnan(number) else f"${number:+.3f}$"
+
+
+def tex_reference(cell) -> str:
+    if cell is None:
+        return "--"
+    return f"{tex_ours(cell.ours)} vs ${cell.mean:.3f} \\pm {cell.std:.3f}$ ({tex_signed(cell.difference)})"
+
+
+def tex_label(*parts: str) -> str:
+    """`tab:ferbench-official-accuracy`: only characters a \\label accepts everywhere."""
+    cleaned = (re.sub(r"[^A-Za-z0-9]+", "-", part).strip("-").lower() for part in parts)
+    return "tab:ferbench-" + "-".join(part for part in cleaned if part)
+
+
+# --- HTML -----------------------------------------------------------------------------------------------------
+
+
+def html_cell(cell: Cell | None) -> Markup:
+    if cell is None:
+        return Markup('<td class="missing">–</td>')
+    text = escape(format_cell(cell.mean, cell.std, cell.n, cell.requested))
+    inner = Markup(f"<strong>{text}</strong>") if cell.best else text
+    if not math.isnan(cell.ci):  # the interval on a line of its own keeps wide tables readable
+        low, high = max(cell.mean - cell.ci, 0.0), min(cell.mean + cell.ci, 1.0)
+        inner += Markup(f'<br><span class="ci">[{low:.3f}, {high:.3f}]</span>')
+    if cell.mark:
+        inner += Markup(f' <sup title="{MARK_TITLES[cell.mark]}">{MARKS[cell.mark]}</sup>')
+    classes = " ".join(c for c in ("best" if cell.best else "", "incomplete" if not cell.complete else "") if c)
+    title = "" if math.isnan(cell.p) else f' title="p = {cell.p:.3g} against the best"'
+    return Markup(f'<td class="{classes}"{title}>') + inner + Markup("</td>")
+
+
+def ours_text(ours) -> str:
+    return format_cell(ours.mean, ours.std, ours.n, ours.requested)
+
+
+LATEX_SYNTAX = dict(block_start_string="<%", block_end_string="%>", variable_start_string="<<",
+                    variable_end_string=">>", comment_start_string="<#", comment_end_string="#>")
+"""LaTeX is full of braces and percent signs, so its template marks Jinja with << >> and <% %>."""
+
+
+def _environment(autoescape: bool = False, latex: bool = False) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True,
+        trim_blocks=True, lstrip_blocks=True, autoescape=autoescape, **(LATEX_SYNTAX if latex else {}),
+    )
+    env.filters.update(
+        md_cell=md_cell, md=md_escape, tex=tex, tex_cell=tex_cell, tex_ours=tex_ours, tex_signed=tex_signed, tex_reference=tex_reference,
+        html_cell=html_cell, ours=ours_text, md_reference=reference_text, reference=reference_text, value=value, signed=signed, three=lambda x: f"{x:.3f}",
+    )
+    return env
+
+
+def _render(template: str, report: Report, autoescape: bool = False, latex: bool = False, **extra) -> str:
+    return _environment(autoescape, latex).get_template(template).render(
+        report=report, tex_label=tex_label, sections=report.sections, p=report.provenance, marks=MARKS, **extra
     )
 
 
-def render_csv(summary: pd.DataFrame) -> str:
-    return summary.to_csv(index=False, float_format="%.6f")
+def render_markdown(report: Report) -> str:
+    return _render("report.md.j2", report)
+
+
+def render_latex(report: Report) -> str:
+    return _render("report.tex.j2", report, latex=True)
+
+
+def figures(report: Report) -> list[dict]:
+    """One PNG per (protocol, dataset, model) cell, in report order; `png` is None without a confusion matrix."""
+    out = []
+    for protocol, dataset, model, runs in report.cells():
+        title = f"{model} on {dataset} — protocol {protocol}, {len(runs)} run{'s' if len(runs) != 1 else ''}"
+        out.append(dict(protocol=protocol, dataset=dataset, model=model, title=title,
+                        file=file_name(protocol, dataset, model), png=cell_figure(runs, title)))
+    return out
+
+
+def write_plots(items: list[dict], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item in items:
+        if item["png"] is not None:
+            path = folder / item["file"]
+            path.write_bytes(item["png"])
+            written.append(path)
+    return written
+
+
+def render_html(report: Report, items: list[dict] | None = None) -> str:
+    """One self-contained page: tables, then per protocol and dataset each model's figure as an inline PNG."""
+    items = figures(report) if items is None else items
+    by_dataset: dict[tuple[str, str], list[dict]] = {}
+    for item in items:
+        src = None if item["png"] is None else "data:image/png;base64," + base64.b64encode(item["png"]).decode()
+        by_dataset.setdefault((item["protocol"], item["dataset"]), []).append(dict(item, src=src))
+    return _render("report.html.j2", report, autoescape=True, figures=by_dataset, mark_titles=MARK_TITLES)
+
+
+def render_csv(report: Report) -> str:
+    """One row per cell: counts, then per chosen metric mean, std, 95 % CI half-width, the row's best and p."""
+    rows = []
+    marks = {}
+    for section in report.sections:
+        for table in section.tables:
+            best = {}
+            for dataset, cells in table.rows:
+                best[dataset] = next((m for m, c in zip(table.models, cells) if c is not None and c.best), "")
+                for model, cell in zip(table.models, cells):
+                    if cell is not None:
+                        marks[(section.protocol, dataset, model, table.metric)] = (best[dataset], cell.p)
+    for r in report.summary.itertuples():
+        row = dict(protocol=r.protocol, dataset=r.dataset, model=r.model, n=r.n, requested=r.requested,
+                   complete=r.complete, pretrained=r.pretrained, video=r.video, selection=r.selection)
+        for m in report.options.metrics:
+            best, p = marks.get((r.protocol, r.dataset, r.model, m), ("", math.nan))
+            row.update({f"{m}_mean": getattr(r, f"{m}_mean"), f"{m}_std": getattr(r, f"{m}_std"),
+                        f"{m}_ci95": getattr(r, f"{m}_ci"), f"{m}_best": best, f"{m}_p_vs_best": p})
+        rows.append(row)
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.6f")
+
+
+RENDERERS = {"md": render_markdown, "html": render_html, "csv": render_csv, "latex": render_latex}

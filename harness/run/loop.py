@@ -98,12 +98,24 @@ def batches(n: int, size: int, drop_last: bool, generator: torch.Generator | Non
     return chunks
 
 
+def mixed_precision(device, enabled: bool):
+    """`--amp`: bfloat16 autocast (needs no loss scaling); off by default because it changes the numbers."""
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def model_input(images: Tensor, amp: bool) -> Tensor:
+    """Under `--amp` image batches are also channels-last, the layout tensor cores prefer."""
+    return images.contiguous(memory_format=torch.channels_last) if amp and images.dim() == 4 else images
+
+
 @torch.no_grad()
-def evaluate(model, adapter: Adapter, split: Split | VideoSplit, transform, batch_size: int, device, num_classes: int) -> Evaluation:
+def evaluate(model, adapter: Adapter, split: Split | VideoSplit, transform, batch_size: int, device, num_classes: int,
+             amp: bool = False) -> Evaluation:
     model.eval()
     logits = []
     for idx in batches(len(split), batch_size, drop_last=False):
-        out = adapter.eval_forward(model, transform(split.batch(idx).to(device)))
+        with mixed_precision(device, amp):
+            out = adapter.eval_forward(model, model_input(transform(split.batch(idx).to(device)), amp))
         logits.append(adapter.logits(out).float().cpu())
     logits = torch.cat(logits)
     loss = F.cross_entropy(logits, split.labels).item()
@@ -152,14 +164,18 @@ class Trainer:
         self.optimizer = build_optimizer(groups, recipe, sam)
         self.sam = sam is not None
 
+    def loss(self, images: Tensor, targets: Tensor) -> Tensor:
+        with mixed_precision(images.device, self.recipe.amp):
+            return self.adapter.train_loss(self.model, model_input(images, self.recipe.amp), targets, self.criterion)
+
     def step(self, images: Tensor, targets: Tensor, epoch: int) -> float:
-        loss = self.adapter.train_loss(self.model, images, targets, self.criterion)
+        loss = self.loss(images, targets)
         value = _finite(loss, epoch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.sam:
             self.optimizer.first_step(zero_grad=True)
-            self.adapter.train_loss(self.model, images, targets, self.criterion).backward()
+            self.loss(images, targets).backward()
             _clip(self.params, self.recipe)
             self.optimizer.second_step(zero_grad=True)
         else:
@@ -183,7 +199,7 @@ def train(
     on_resume: Callable[[int], None] = lambda epoch: None,
 ) -> LoopResult:
     """Train for the recipe's epochs; with `checkpoint`, save after every epoch and continue from it."""
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last) if recipe.amp else model.to(device)
     criterion = adapter.criterion(ctx)
     if isinstance(criterion, torch.nn.Module):
         criterion.to(device)
@@ -231,8 +247,8 @@ def train(
         if adapter.epoch_end is not None:
             adapter.epoch_end(state)
         eval_bs = recipe.batch_size * 2
-        val = evaluate(model, adapter, data["val"], eval_tf, eval_bs, device, ctx.num_classes) if has_val else None
-        test = evaluate(model, adapter, data["test"], eval_tf, eval_bs, device, ctx.num_classes)
+        val = evaluate(model, adapter, data["val"], eval_tf, eval_bs, device, ctx.num_classes, recipe.amp) if has_val else None
+        test = evaluate(model, adapter, data["test"], eval_tf, eval_bs, device, ctx.num_classes, recipe.amp)
         record = dict(
             epoch=epoch,
             train_loss=float(np.mean(losses)),

@@ -70,6 +70,7 @@ class Request:
     pretrained: bool = True
     dataset_dir: Path | None = None
     trust_pickle: bool = False
+    amp: bool = False
     recipe: str = "upstream"
     """`upstream` (each model's own) or a `[recipes.NAME]` template such as `unified`."""
     aligned: int | None = None
@@ -118,6 +119,8 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     if pretrained:
         require(model, paths.weights)  # a missing or altered file stops here, before any worker starts
     overrides = {k: v for k, v in (("epochs", request.epochs), ("batch_size", request.batch_size)) if v is not None}
+    if request.amp:
+        overrides["amp"] = True
     recipe = cfg.recipe(model, request.recipe).model_copy(update=overrides).model_dump()
     stages = {name: cfg.recipe(model, request.recipe, name).model_copy(update=overrides).model_dump() for name in model.stages}
     jobs = []

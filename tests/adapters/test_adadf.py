@@ -186,3 +186,15 @@ def test_one_training_step_backpropagates(adadf):
     loss.backward()
     assert torch.isfinite(loss) and model.alpha_2[0].weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.feature.parameters())
+
+
+def test_the_label_distribution_table_survives_a_checkpoint():
+    from adapters.adadf import AdaDFLoss
+    from harness.run import checkpoint
+
+    loss = AdaDFLoss(utils=None, num_classes=3)
+    loss.distributions = torch.rand(3, 3)
+    state = checkpoint._state(loss)
+    fresh = AdaDFLoss(utils=None, num_classes=3)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.distributions, loss.distributions)

@@ -1,50 +1,32 @@
+"""`ferbench report`: aggregation, marks, formats and the CLI, on the fixed store of conftest.py."""
+
 import json
 from pathlib import Path
 
 import pytest
 
+from harness import config
 from harness.cli import main
 from harness.errors import FerbenchError
-from harness.report.aggregate import load_runs, summarise
-from harness.report.render import format_cell, render_csv, render_markdown
-from harness.run import store
+from harness.report.aggregate import load_runs, select, summarise, unfinished_runs
+from harness.report.build import Options, build
+from harness.report.render import format_cell, render_csv, render_latex, render_markdown
+from tests.report.conftest import FIXTURE, REGISTRY, fake_run
 
 GOLDEN = Path(__file__).parent / "golden"
-
-# (dataset, model, requested repeats, accuracies, balanced accuracies)
-FIXTURE = [
-    ("ckplus", "dan", 3, [0.99, 0.98, 0.97], [0.95, 0.96, 0.97]),
-    ("ckplus", "baseline", 3, [0.90, 0.92, 0.91], [0.97, 0.98, 0.99]),
-    ("rafdb", "dan", 10, [0.80, 0.82], [0.70, 0.72]),
-    ("rafdb", "baseline", 3, [0.70, 0.71, 0.72], [0.60, 0.61, 0.62]),
-    ("synthetic", "baseline", 1, [0.5], [0.4]),
-]
+CFG = config.parse(REGISTRY)
+VIDEO = {name for name, d in CFG.datasets.items() if d.video}
 
 
-def fake_run(results: Path, dataset, model, repeat, requested, acc, bacc, pretrained=False, splits="s1", finished="1"):
-    run_id = f"{dataset}{model}{repeat}{splits}"
-    folder = store.run_dir(results, dataset, model, "official", run_id)
-    folder.mkdir(parents=True)
-    config = dict(run_id=run_id, model=model, dataset=dataset, protocol="official", repeat=repeat, seed=repeat,
-                  repeats=requested, pretrained=pretrained, recipe={"epochs": 5}, splits=splits)
-    result = dict(accuracy=acc, balanced_accuracy=bacc, macro_f1=bacc, selected_epoch=3)
-    store.write_json_atomic(folder / "config.json", config)
-    store.write_json_atomic(folder / "result.json", result)
-    store.write_json_atomic(folder / "env.json", {})
-    (folder / "predictions.csv").write_text("path,true,predicted\n")
-    store.mark_complete(folder, {"run_id": run_id, "finished": finished})
-    return folder
+def report_of(results: Path, options: Options = Options(), **filters):
+    runs = select(load_runs(results, VIDEO), **filters)
+    return build(runs, options, CFG.published, CFG.references, unfinished=unfinished_runs(results))
 
 
-@pytest.fixture
-def results(tmp_path) -> Path:
-    for dataset, model, requested, accs, baccs in FIXTURE:
-        for repeat, (acc, bacc) in enumerate(zip(accs, baccs)):
-            fake_run(tmp_path, dataset, model, repeat, requested, acc, bacc, pretrained=(model == "dan"))
-    incomplete = store.run_dir(tmp_path, "rafdb", "dan", "official", "killed")
-    incomplete.mkdir(parents=True)
-    (incomplete / "result.json").write_text('{"accuracy": 0.0}')
-    return tmp_path
+def cli(*args: str) -> int:
+    with pytest.raises(SystemExit) as info:
+        main(["report", *args])
+    return info.value.code or 0
 
 
 def test_cell_format():
@@ -52,32 +34,81 @@ def test_cell_format():
     assert format_cell(0.812, 0.02, 7, 10) == "0.812 ± 0.020 (7/10)"
     assert format_cell(0.5, float("nan"), 1, 1) == "0.500 (n=1)"
     assert format_cell(0.5, float("nan"), 1, 3) == "0.500 (1/3)"
+    assert format_cell(0.9, 0.01, 3, 3, ci=0.2) == "0.900 ± 0.010 [0.700, 1.000]"  # clipped to [0, 1]
 
 
-def test_summary_uses_sample_std_and_counts(results):
-    summary = summarise(load_runs(results)).set_index(["dataset", "model"])
-    dan = summary.loc[("rafdb", "dan")]
+def test_summary_uses_sample_std_counts_and_t_interval(results):
+    summary = summarise(load_runs(results)).set_index(["protocol", "dataset", "model"])
+    dan = summary.loc[("official", "rafdb", "dan")]
     assert dan.n == 2 and dan.requested == 10 and not dan.complete
     assert dan.accuracy_mean == pytest.approx(0.81)
     assert dan.accuracy_std == pytest.approx(0.0141421, rel=1e-4)  # ddof=1, not population std (0.01)
+    assert dan.accuracy_pstd == pytest.approx(0.01)
+    assert dan.accuracy_ci == pytest.approx(12.7062 * 0.0141421 / 2**0.5, rel=1e-4)  # t(0.975, 1) = 12.706
 
 
 def test_markdown_matches_golden(results):
-    text = render_markdown(summarise(load_runs(results)))
-    assert text == (GOLDEN / "report.md").read_text()
+    assert render_markdown(report_of(results)) == (GOLDEN / "report.md").read_text()
 
 
-def test_best_complete_cell_is_bold(results):
-    text = render_markdown(summarise(load_runs(results)))
+def test_latex_matches_golden(results):
+    text = render_latex(report_of(results))
+    assert text == (GOLDEN / "report.tex").read_text()
+    assert text.count("\\toprule") == text.count("\\bottomrule") == text.count("\\begin{table}") > 0
+    assert "$\\mathbf{0.980 \\pm 0.010}$" in text and "\\textsuperscript{\\dag}" in text
+
+
+def test_best_complete_cell_is_bold_and_marks_follow_the_paired_test(results):
+    text = render_markdown(report_of(results))
     acc = text.split("## Balanced accuracy")[0]
-    assert "**0.980 ± 0.010**" in acc
-    assert "0.810 ± 0.014 (2/10)" in acc and "**0.810" not in acc  # incomplete: shown with counts, never bold
+    assert "| ckplus | 0.910 ± 0.010 | **0.980 ± 0.010** | 0.977 ± 0.015 † |" in acc  # poster: p = 0.67
+    assert "0.810 ± 0.014 (2/10) |" in acc and "**0.810" not in acc  # incomplete: never bold
     assert "**0.710 ± 0.010**" in acc
 
 
+def test_paired_t_test_known_answer():
+    from harness.report.significance import paired_p
+
+    # differences 0.03, 0.02, 0.01: t = 0.02 / (0.01 / sqrt 3) = sqrt 12, df 2, two-sided p = 1 - t / sqrt(t² + 2)
+    p = paired_p([0.53, 0.52, 0.51], [0.5, 0.5, 0.5])
+    assert p == pytest.approx(1 - (12 / 14) ** 0.5, rel=1e-9)
+    assert paired_p([0.5, 0.6], [0.5, 0.6]) == 1.0  # identical runs
+    assert paired_p([0.6, 0.7], [0.5, 0.6]) == 0.0  # identical nonzero differences
+    assert paired_p([0.6], [0.5]) != paired_p([0.6], [0.5])  # NaN: one pair cannot be tested
+
+
+def test_wilcoxon_known_answer():
+    from harness.report.significance import paired_p
+
+    # six positive differences of distinct size: exact two-sided p = 2 / 2⁶
+    p = paired_p([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.09, 0.18, 0.27, 0.36, 0.45, 0.54], test="wilcoxon")
+    assert p == pytest.approx(2 / 64)
+
+
+def test_the_fixture_rows_get_the_expected_p_values(results):
+    from harness.report.significance import compare
+
+    runs = load_runs(results, VIDEO)
+    comparisons = compare(runs, summarise(runs), "accuracy")
+    baseline = comparisons[("official", "ckplus", "baseline")]
+    assert baseline.best == "dan" and baseline.pairs == 3
+    assert baseline.p == pytest.approx(1 - 7 / 51**0.5)  # differences .09 .06 .06: t = 7, df 2
+    assert comparisons[("official", "ckplus", "poster")].p == pytest.approx(2 / 3)  # t = 0.5774, df 2
+
+
+def test_runs_pair_only_on_the_same_split_file_fold_and_seed(results):
+    for repeat, acc in enumerate([0.5, 0.6, 0.7]):  # other seeds than dan's: nothing to pair
+        fake_run(results, "ckplus", "dan", repeat, 3, acc, acc, seed=100 + repeat, recipe="unified")
+    text = render_markdown(report_of(results))
+    acc = text.split("## Balanced accuracy")[0]
+    assert "| dataset | baseline | dan | dan (unified) | poster |" in acc
+    assert "0.600 ± 0.100 ‡" in acc
+
+
 def test_csv_has_one_row_per_cell(results):
-    lines = render_csv(summarise(load_runs(results))).strip().splitlines()
+    lines = render_csv(report_of(results)).strip().splitlines()
     assert lines[0].startswith("protocol,dataset,model,n,requested")
+    assert "accuracy_p_vs_best" in lines[0] and "balanced_accuracy_ci95" in lines[0]
     assert len(lines) == 1 + len(FIXTURE)
 
 
@@ -86,37 +117,123 @@ def test_empty_store_is_a_clear_error(tmp_path):
         load_runs(tmp_path / "results")
 
 
-def test_cli_report_to_stdout(results, capsys, monkeypatch):
+def test_a_store_of_unfinished_runs_says_so(tmp_path):
+    folder = tmp_path / "results" / "rafdb" / "dan" / "official" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(FerbenchError, match=r"no complete runs found \(1 run folder\(s\) without a COMPLETE marker"):
+        load_runs(tmp_path / "results")
+
+
+def test_cli_report_to_stdout(results, registry, capsys, monkeypatch):
     monkeypatch.setenv("FERBENCH_RESULTS_DIR", str(results))
-    with pytest.raises(SystemExit) as info:
-        main(["report"])
-    assert info.value.code in (0, None)
+    assert cli() == 0
     assert capsys.readouterr().out == (GOLDEN / "report.md").read_text()
 
 
-def test_cli_report_rejects_unknown_format(results, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "pdf"], "--format: expected one of md, html, csv, latex"),
+        (["--metric", "f2"], "--metric: unknown metric 'f2'"),
+        (["--models", "nosuch"], "--models: no complete runs for 'nosuch'; the store has: baseline, dan, dferclip, poster"),
+        (["--protocol", "subject-kfold"], "--protocol: no complete runs for 'subject-kfold'"),
+        (["--test", "anova"], "--test: expected one of ttest, wilcoxon"),
+    ],
+)
+def test_cli_rejects_bad_options(results, registry, capsys, monkeypatch, args, message):
     monkeypatch.setenv("FERBENCH_RESULTS_DIR", str(results))
-    with pytest.raises(SystemExit) as info:
-        main(["report", "--format", "pdf"])
-    assert info.value.code == 2
+    assert cli(*args) == 2
+    assert message in capsys.readouterr().err.replace("\n", "")
+
+
+def test_filters_and_video_metric_names(results, registry, capsys, monkeypatch):
+    monkeypatch.setenv("FERBENCH_RESULTS_DIR", str(results))
+    assert cli("--metric", "uar", "--datasets", "dfew,ckplus", "--models", "dferclip", "--models", "dan") == 0
+    out = capsys.readouterr().out
+    assert "## UAR (balanced accuracy) — protocol `official-folds`" in out
+    assert "## Accuracy" not in out and "WAR" not in out and "rafdb" not in out and "baseline" not in out
+    assert "| dferclip | dfew | UAR | 0.5961 | 0.590 ± 0.014 | -0.006 | epoch: paper not stated" in out
+    assert cli("--protocol", "crossval-compat", "--metric", "accuracy") == 0
+    out = capsys.readouterr().out
+    assert "official" not in out.split("## Provenance")[0].replace("official train", "")
+    assert "| ckplus | 0.980 ± 0.010 vs 0.993 ± 0.008 (-0.013) |" in out  # population std, like the reference
+
+
+def test_paper_comparison_names_every_difference(results):
+    rows = report_of(results).sections[0].papers
+    assert [(r.model, r.dataset, r.metric, r.paper) for r in rows] == [("dan", "rafdb", "Accuracy", 0.897)]
+    assert rows[0].difference == pytest.approx(0.81 - 0.897)
+    assert rows[0].note == "epoch: paper best test epoch, ours validation-selected val_balanced_accuracy"
+
+
+def test_html_is_self_contained_with_one_png_per_cell(results, registry, capsys, monkeypatch, tmp_path):
+    import base64
+    from html.parser import HTMLParser
+
+    class Images(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.links, self.open = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img":
+                self.images.append(attrs)
+            self.links += [v for k, v in attrs.items() if k in ("href", "src") and not v.startswith("data:")]
+
+    monkeypatch.setenv("FERBENCH_RESULTS_DIR", str(results))
+    assert cli("--format", "html", "--plots", str(tmp_path / "plots"), "--ci") == 0
+    html = capsys.readouterr().out
+    parser = Images()
+    parser.feed(html)
+    parser.close()
+    cells = {(p, d, m) for p, d, m, *_ in FIXTURE}
+    assert len(parser.images) == len(cells) and not parser.links
+    for image in parser.images:
+        assert base64.b64decode(image["src"].removeprefix("data:image/png;base64,"))[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {image["alt"].split(" — ")[0] for image in parser.images} == {f"{m} on {d}" for p, d, m in cells}
+    assert "<strong>0.980 ± 0.010</strong><br><span class=\"ci\">[0.955, 1.000]</span>" in html and "Provenance" in html
+    assert len(list((tmp_path / "plots").glob("*.png"))) == len(cells)
+    assert (tmp_path / "plots" / "official_ckplus_dan.png").is_file()
 
 
 def test_runs_on_superseded_splits_are_not_averaged(results):
     for repeat, acc in enumerate([0.1, 0.2, 0.3]):  # the same cell on an older copy of the data
         fake_run(results, "ckplus", "dan", repeat, 3, acc, acc, splits="s0", finished="0")
-    summary = summarise(load_runs(results)).set_index(["dataset", "model"])
-    assert summary.loc[("ckplus", "dan")].accuracy_mean == pytest.approx(0.98)
-    assert summary.loc[("ckplus", "dan")].superseded == 3
-    assert "Runs on older data or splits, not counted: dan on ckplus (official): 3." in render_markdown(
-        summarise(load_runs(results))
-    )
+    summary = summarise(load_runs(results)).set_index(["protocol", "dataset", "model"])
+    assert summary.loc[("official", "ckplus", "dan")].accuracy_mean == pytest.approx(0.98)
+    assert summary.loc[("official", "ckplus", "dan")].superseded == 3
+    assert "- Runs on older data or splits, not counted: dan on ckplus (official): 3" in render_markdown(report_of(results))
 
 
 def test_runs_on_an_aligned_copy_get_their_own_row(results):
     folder = fake_run(results, "ckplus", "dan", 0, 1, 0.5, 0.5, splits="aligned")
-    config = json.loads((folder / "config.json").read_text())
-    config["aligned"] = "aligned_112-0123456789abcdef"
-    (folder / "config.json").write_text(json.dumps(config))
-    summary = summarise(load_runs(results)).set_index(["dataset", "model"])
-    assert summary.loc[("ckplus (aligned_112)", "dan")].n == 1
-    assert summary.loc[("ckplus", "dan")].n == 3
+    config_file = folder / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "aligned": "aligned_112-0123456789abcdef"}))
+    summary = summarise(load_runs(results)).set_index(["protocol", "dataset", "model"])
+    assert summary.loc[("official", "ckplus (aligned_112)", "dan")].n == 1
+    assert summary.loc[("official", "ckplus", "dan")].n == 3
+
+
+def test_registry_validates_published_numbers():
+    with pytest.raises(FerbenchError, match=r"published.0.dataset: unknown dataset 'nosuch'"):
+        config.parse(REGISTRY.replace('dataset = "rafdb"', 'dataset = "nosuch"'))
+    with pytest.raises(FerbenchError, match=r"published.0.metric: 'war' is for video datasets"):
+        config.parse(REGISTRY.replace('metric = "accuracy"', 'metric = "war"'))
+    with pytest.raises(FerbenchError, match=r"published.0.value"):
+        config.parse(REGISTRY.replace("value = 0.897", "value = 89.7"))
+    with pytest.raises(FerbenchError, match=r"references.fer-crossval.colour: unknown key"):
+        config.parse(REGISTRY.replace('std = "population"', 'std = "population"\ncolour = "red"'))
+
+
+def test_repository_registry_records_paper_numbers_and_the_seed_table():
+    cfg = config.load()
+    assert {(p.model, p.dataset) for p in cfg.published} >= {("dan", "rafdb"), ("posterpp", "affectnet8"), ("dferclip", "mafw")}
+    reference = cfg.references["fer-crossval"]
+    assert reference.protocol == "crossval-compat" and reference.std == "population"
+    for metric in ("accuracy", "balanced_accuracy"):
+        table = reference.table(metric)
+        assert set(table) == {"ckplus", "sfew", "rafdb", "ferplus", "fer2013", "expw"}
+        assert all(len(row) == 7 for row in table.values())
+    assert reference.accuracy["rafdb"]["lnsunet"] == (0.889, 0.006)

@@ -253,3 +253,49 @@ def test_a_stage_without_a_recipe_is_refused():
     two = Adapter(build=tiny, train_transform=to_float, eval_transform=to_float, stages=(Stage("cat", adapter()),))
     with pytest.raises(ValueError, match=r"stage\(s\) cat"):
         train_stages(two, CTX, recipe(), {}, data=DATA, selection="val_balanced_accuracy", device=torch.device("cpu"), seed=0)
+
+
+def test_param_groups_give_each_group_its_own_lr_scaled_by_the_schedule():
+    """DFER-CLIP's three learning rates: the adapter's groups reach the optimizer with their own lr, the schedule
+    multiplies each, and parameters left out of every group are not optimized."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5), nn.Linear(5, CLASSES))
+    left_out = nn.Parameter(torch.zeros(3))
+    model.register_parameter("left_out", left_out)
+    groups = lambda m, criterion, r: [
+        {"params": list(m[2].parameters()), "lr": r.lr},
+        {"params": list(m[1].parameters()), "lr": r.lr * 1e-3, "weight_decay": 0.0},
+    ]
+
+    def loss(model_, images, targets, criterion):  # the left-out parameter gets a gradient, yet must not move
+        return criterion(model_(images), targets) + left_out.sum()
+
+    r = recipe(lr=0.5, weight_decay=1e-2, schedule="multistep", milestones=(1,), gamma=0.1)
+    trainer = Trainer(model, adapter(param_groups=groups, train_loss=loss), nn.functional.cross_entropy, r, CTX)
+    opt = trainer.optimizer
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.5, 5e-4])
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-2, 0.0]
+    assert len(trainer.params) == 4 and all(p is not left_out for p in trainer.params)
+    scheduler = build_scheduler(opt, r, steps_per_epoch=1)
+    trainer.step(DATA["train"].images[:4].float() / 255, DATA["train"].labels[:4], epoch=1)
+    scheduler.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 5e-5])
+    assert torch.equal(left_out.detach(), torch.zeros(3))
+
+    _, result = fit(adapter(param_groups=groups), recipe(lr=0.5, epochs=2), model=model)
+    assert len(result.history) == 2 and result.history[0]["lr"] == pytest.approx(0.5)
+
+
+def test_amp_trains_in_bfloat16_and_changes_the_numbers():
+    dtypes = []
+
+    def spy(model, images, targets, criterion):
+        outputs = model(images)
+        dtypes.append(outputs.dtype)
+        return criterion(outputs.float(), targets)
+
+    _, plain = fit(adapter(train_loss=spy), recipe(epochs=1))
+    assert set(dtypes) == {torch.float32}
+    dtypes.clear()
+    _, amp = fit(adapter(train_loss=spy), recipe(epochs=1, amp=True))
+    assert set(dtypes) == {torch.bfloat16}
+    assert amp.history[0]["train_loss"] != plain.history[0]["train_loss"]

@@ -1,0 +1,163 @@
+"""Runs → the report's content, independent of the output format: tables of cells with their marks,
+paper and reference comparisons per protocol, the provenance footer, and the cells to draw."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+import harness
+from harness.config import Published, Reference
+from harness.report import metrics as metric_names
+from harness.report.aggregate import CELL, current, protocol_key, summarise
+from harness.report.metrics import DEFAULT_METRICS
+from harness.report.provenance import missing_cells, provenance
+from harness.report.published import PaperRow, ReferenceTable, paper_rows, reference_tables
+from harness.report.significance import TESTS, best_model, compare
+
+
+PROTOCOL_NOTES = {
+    "crossval-compat": (
+        "crossval-compat pools the official train and test data and draws ten overlapping random test sets, "
+        "as FER-crossval does: compare these numbers only with that reference, never with papers or other protocols."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    ci: bool = False
+    test: str = "ttest"
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell. `mark`: `ns` (not significantly different from the row's best), `untested` (too few
+    paired runs), or empty (the best, significantly worse than it, or a row without a best)."""
+
+    mean: float
+    std: float
+    n: int
+    requested: int
+    complete: bool
+    best: bool = False
+    mark: str = ""
+    ci: float = math.nan
+    p: float = math.nan
+
+
+@dataclass(frozen=True)
+class Table:
+    metric: str
+    title: str
+    video: bool
+    models: list[str]
+    rows: list[tuple[str, list[Cell | None]]]
+
+
+@dataclass
+class Section:
+    protocol: str
+    tables: list[Table]
+    papers: list[PaperRow]
+    references: list[ReferenceTable]
+
+    @property
+    def note(self) -> str:
+        return PROTOCOL_NOTES.get(self.protocol, "")
+
+
+@dataclass
+class Report:
+    sections: list[Section]
+    provenance: dict
+    missing: list[str]
+    unfinished: int
+    options: Options
+    runs: pd.DataFrame = field(repr=False)
+    summary: pd.DataFrame = field(repr=False)
+    version: str = harness.__version__
+
+    @property
+    def test_name(self) -> str:
+        return TESTS[self.options.test]
+
+    def cells(self):
+        """(protocol, dataset, model, runs) for every cell, in report order: protocol, dataset, model."""
+        groups = dict(iter(self.runs.groupby(CELL, sort=True)))
+        for key in sorted(groups, key=lambda k: (protocol_key(k[0]), k[1], k[2])):
+            yield (*key, groups[key])
+
+
+def _mark(comparison, alpha: float) -> str:
+    if comparison is None:
+        return ""
+    if not comparison.tested:
+        return "untested"
+    return "" if comparison.significant(alpha) else "ns"
+
+
+def _table(cells: pd.DataFrame, metric: str, video: bool, comparisons: dict, options: Options) -> Table:
+    models = sorted(cells["model"].unique())
+    rows = []
+    for dataset, group in cells.groupby("dataset", sort=True):
+        by_model = {r.model: r for r in group.itertuples()}
+        best = best_model(group, metric)
+        row = []
+        for model in models:
+            r = by_model.get(model)
+            if r is None:
+                row.append(None)
+                continue
+            comparison = comparisons.get((r.protocol, dataset, model))
+            row.append(
+                Cell(
+                    mean=getattr(r, f"{metric}_mean"), std=getattr(r, f"{metric}_std"), n=r.n, requested=r.requested,
+                    complete=bool(r.complete), best=model == best, mark=_mark(comparison, options.alpha),
+                    ci=getattr(r, f"{metric}_ci") if options.ci else math.nan,
+                    p=comparison.p if comparison else math.nan,
+                )
+            )
+        rows.append((dataset, row))
+    return Table(metric, metric_names.title(metric, video), video, models, rows)
+
+
+def build(
+    runs: pd.DataFrame,
+    options: Options = Options(),
+    published: tuple[Published, ...] = (),
+    references: dict[str, Reference] | None = None,
+    unfinished: int = 0,
+) -> Report:
+    """Everything a report shows, from the (already filtered) runs."""
+    summary = summarise(runs)
+    shown, _ = current(runs)
+    comparisons = {m: compare(runs, summary, m, options.test) for m in options.metrics}
+    sections, grids = [], []
+    for protocol in sorted(summary["protocol"].unique(), key=protocol_key):
+        cells = summary[summary["protocol"] == protocol]
+        tables = []
+        for metric in options.metrics:
+            for video in (False, True):
+                part = cells[cells["video"] == video]
+                if not part.empty:
+                    table = _table(part, metric, video, comparisons[metric], options)
+                    tables.append(table)
+                    grids.append((protocol, table))
+        sections.append(
+            Section(
+                protocol=protocol,
+                tables=tables,
+                papers=paper_rows(cells, published, options.metrics),
+                references=reference_tables(cells, references or {}, options.metrics),
+            )
+        )
+    footer = provenance(shown, summary, TESTS[options.test], options.alpha, options.ci)
+    return Report(
+        sections=sections, provenance=footer, missing=missing_cells(summary, grids), unfinished=unfinished,
+        options=options, runs=shown, summary=summary,
+    )
