@@ -56,7 +56,8 @@ class EpochState:
     criterion: Criterion
     epoch: int
     epochs: int
-    train_images: Tensor
+    train_images: Tensor | None
+    """uint8 [N, 3, S, S]; None for video datasets (clips are sampled per batch)."""
     train_labels: Tensor
     train_transform: BatchTransform
     batch_size: int

@@ -16,6 +16,7 @@ import json
 import operator
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +54,11 @@ _TARGETS = {
                     brow_in=-0.012, eye=0.55, wrinkle=1.0),
     "anger": dict(mouth_w=0.08, curve=-0.01, brow_h=-0.014, brow_in=-0.032, brow_arch=0.0,
                   eye=0.6),
+    # MAFW's four extra classes, drawn only by the video generator's MAFW layout
+    "contempt": dict(mouth_w=0.09, curve=0.008, asym=0.05, brow_h=0.004, eye=0.85),
+    "anxiety": dict(mouth_w=0.075, curve=-0.008, wave=0.006, brow_h=0.012, brow_in=0.02, eye=1.2),
+    "helplessness": dict(mouth_w=0.09, curve=-0.02, open=0.02, brow_h=0.008, brow_in=0.03, eye=0.7),
+    "disappointment": dict(mouth_w=0.1, curve=-0.026, brow_h=-0.006, brow_in=0.01, eye=0.65),
 }
 # Per-image jitter (standard deviation) on each parameter, sized so that
 # neighbouring classes overlap in their tails.
@@ -79,9 +85,9 @@ def _supersample(size: int) -> int:
     return max(2, min(4, 512 // size))
 
 
-def _expression(label: int, rng: np.random.Generator) -> dict[str, float]:
+def _expression(name: str, rng: np.random.Generator) -> dict[str, float]:
     """Interpolate neutral→class by a random intensity, then jitter each parameter."""
-    target = {**_NEUTRAL, **_TARGETS[CLASSES[label]]}
+    target = {**_NEUTRAL, **_TARGETS[name]}
     intensity = rng.uniform(0.6, 1.15)
     p = {key: base + intensity * (target[key] - base) + rng.normal(0.0, _JITTER[key])
          for key, base in _NEUTRAL.items()}
@@ -246,10 +252,9 @@ def _draw_face(img: np.ndarray, p: dict, rng: np.random.Generator) -> None:
     _draw_mouth(cv, p, lips, 0.175)
 
 
-def render(label: int, index: int, size: int = 64, seed: int = 0) -> np.ndarray:
-    """One RGB uint8 image; its randomness depends only on (seed, label, index)."""
-    rng = np.random.default_rng([seed, label, index])
-    p = _expression(label, rng)
+def _paint(p: dict, rng: np.random.Generator, size: int, noise: np.random.Generator | None = None) -> np.ndarray:
+    """Scene, face with expression `p`, lighting and sensor noise; every nuisance is drawn from `rng`
+    (sensor noise from `noise` when given, so video frames share a scene but not their noise)."""
     side = size * _supersample(size)
     img = _background(size, side, rng)
     _draw_face(img, p, rng)
@@ -262,8 +267,15 @@ def render(label: int, index: int, size: int = 64, seed: int = 0) -> np.ndarray:
     gain = 1.0 + light[0] * ramp[None, :] + light[1] * ramp[:, None]
     img = (img - 128.0) * contrast + 128.0 + brightness
     img *= gain[..., None]
-    img += rng.normal(0.0, rng.uniform(2.0, 9.0), img.shape).astype(np.float32)
+    sigma = rng.uniform(2.0, 9.0)
+    img += (rng if noise is None else noise).normal(0.0, sigma, img.shape).astype(np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def render(label: int, index: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    """One RGB uint8 image; its randomness depends only on (seed, label, index)."""
+    rng = np.random.default_rng([seed, label, index])
+    return _paint(_expression(CLASSES[label], rng), rng, size)
 
 
 def _split_counts(images_per_class: int, test_fraction: float) -> dict[str, int]:
@@ -403,4 +415,197 @@ def generate(
         if progress is not None:
             progress(1)
     _write_atomic(manifest, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    return {**summary, "reused": False}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Video: clips in DFER-CLIP's list layouts (DFEW, FERV39k, MAFW), each a face going from neutral to its expression.
+
+VIDEO_DATASET = "synthetic-video"
+_VIDEO_STREAM = 1_000_003
+"""Mixed into every clip's seed, so a clip never repeats a still image's face."""
+
+
+@dataclass(frozen=True)
+class VideoLayout:
+    frames_folder: str
+    """The release's folder of frame folders, which the lists' paths start with."""
+    prefix: str
+    folded: bool
+    """5 official folds (set k's test list holds fold k) rather than one train / test split."""
+    encoding: str
+    """The release's label encoding in harness.data.vocabulary; also fixes the classes drawn."""
+
+
+VIDEO_LAYOUTS = {
+    "dfew": VideoLayout("DFEW_Frame_Face", "DFEW", True, "dfew"),
+    "ferv39k": VideoLayout("2_ClipsforFaceCrop", "FERV39K", False, "ferv39k"),
+    "mafw": VideoLayout("data/faces", "MAFW", True, "mafw"),
+}
+VIDEO_FOLDS = 5
+_FERV39K_SCENES = ("Action", "Daily", "Talkshow")
+_FERV39K_CLASS = {"happy": "Happy", "sad": "Sad", "neutral": "Neutral", "anger": "Angry", "surprise": "Surprise",
+                  "disgust": "Disgust", "fear": "Fear"}
+
+
+def video_classes(layout: str) -> tuple[str, ...]:
+    """Canonical class names the layout's encoding defines, in canonical order (7, or MAFW's 11)."""
+    from harness.data.vocabulary import CANONICAL, ENCODINGS
+
+    names = set(ENCODINGS[VIDEO_LAYOUTS[layout].encoding].values())
+    return tuple(name for name in CANONICAL if name in names)
+
+
+def _natives(layout: str) -> dict[str, str]:
+    from harness.data.vocabulary import ENCODINGS
+
+    return {name: native for native, name in ENCODINGS[VIDEO_LAYOUTS[layout].encoding].items()}
+
+
+def _intensity(frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-frame expression strength: neutral until the onset, a smooth rise, then held at the apex."""
+    onset, rise = rng.uniform(0.0, 0.35), rng.uniform(0.25, 0.5)
+    u = np.linspace(0.0, 1.0, frames) if frames > 1 else np.ones(1)
+    a = np.clip((u - onset) / rise, 0.0, 1.0)
+    return a * a * (3 - 2 * a)
+
+
+def render_clip(name: str, index: int, frames: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """`frames` RGB uint8 images of one clip: fixed face, pose and scene, the expression animating onset → apex,
+    fresh sensor noise per frame. A pure function of (seed, class name, index, frames, size)."""
+    from harness.data.vocabulary import CANONICAL
+
+    rng = np.random.default_rng([seed, _VIDEO_STREAM, CANONICAL.index(name), index])
+    apex = _expression(name, rng)
+    strength = _intensity(frames, rng)
+    scene = int(rng.integers(2**63))
+    out = []
+    for t, a in enumerate(strength):
+        p = {key: base + a * (apex[key] - base) for key, base in _NEUTRAL.items()}
+        p["teeth"] = apex["teeth"] if a > 0.5 else 0.0
+        out.append(_paint(p, np.random.default_rng(scene), size, np.random.default_rng([scene, t])))
+    return out
+
+
+def _clip_plan(layout: str, clips_per_class: int, frames: tuple[int, int], seed: int, test_fraction: float):
+    """[(relative clip folder, class name, index within class, frame count, fold or split)], in list order."""
+    spec, plan, number = VIDEO_LAYOUTS[layout], [], 0
+    n_test = round(clips_per_class * test_fraction)
+    for label, name in enumerate(video_classes(layout)):
+        for i in range(clips_per_class):
+            number += 1
+            count = int(np.random.default_rng([seed, _VIDEO_STREAM, label, i, 1]).integers(frames[0], frames[1] + 1))
+            if spec.folded:
+                path, place = f"{spec.frames_folder}/{number:05d}", i % VIDEO_FOLDS + 1
+            else:
+                scene = _FERV39K_SCENES[i % len(_FERV39K_SCENES)]
+                path = f"{spec.frames_folder}/{scene}/{_FERV39K_CLASS[name]}/{number:04d}"
+                place = "test" if i >= clips_per_class - n_test else "train"
+            plan.append((path, name, i, count, place))
+    return plan
+
+
+def _list_files(layout: str, plan) -> dict[str, list[str]]:
+    """annotation/<list> → its lines `<clip folder> <frame count> <native label>`."""
+    spec, natives = VIDEO_LAYOUTS[layout], _natives(layout)
+    line = {path: f"{path} {count} {natives[name]}" for path, name, _, count, _ in plan}
+    if spec.folded:
+        lists = {}
+        for k in range(1, VIDEO_FOLDS + 1):
+            lists[f"{spec.prefix}_set_{k}_train.txt"] = [line[p] for p, *_, place in plan if place != k]
+            lists[f"{spec.prefix}_set_{k}_test.txt"] = [line[p] for p, *_, place in plan if place == k]
+        return lists
+    return {f"{spec.prefix}_{part}.txt": [line[p] for p, *_, place in plan if place == part] for part in SPLITS}
+
+
+_OWN_FRAME = re.compile(r"^(?:\.[^/]*\.tmp|\d{5}\.jpg)$")
+
+
+def _remove_stale_video(root: Path, layout: str, expected: set[Path]) -> None:
+    """Drop our own frames that the new parameters do not write, and the folders they leave empty."""
+    top = root / VIDEO_LAYOUTS[layout].frames_folder
+    if not top.is_dir():
+        return
+    for folder, dirs, files in os.walk(top, topdown=False):
+        here = Path(folder)
+        for name in files:
+            if _OWN_FRAME.match(name) and here / name not in expected:
+                (here / name).unlink()
+        if here != top and not any(here.iterdir()):
+            here.rmdir()
+
+
+def generate_video(
+    root: Path,
+    layout: str = "dfew",
+    clips_per_class: int = 10,
+    frames: tuple[int, int] = (8, 40),
+    size: int = 64,
+    seed: int = 0,
+    test_fraction: float = 0.25,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Write a synthetic video dataset in a DFER-CLIP list layout: `annotation/<lists>` with paths relative to
+    `root`, frames `<clip folder>/<00001>.jpg …`, and `root/synth.json` last.
+
+    Each clip's frame count is drawn from `frames` (inclusive; DFER-CLIP samples 16 frames, so counts below 16
+    exercise its repeat-the-last-frame rule). Folded layouts (dfew, mafw) put a class's i-th clip in fold
+    `i % 5 + 1`; ferv39k puts the last `round(clips_per_class * test_fraction)` of each class in test.
+    A complete dataset with the same parameters is reused; `progress(1)` follows each clip.
+    Returns the manifest plus `reused`.
+    """
+    if layout not in VIDEO_LAYOUTS:
+        raise FerbenchError(f"unknown video layout '{layout}' (known: {', '.join(VIDEO_LAYOUTS)})", 2)
+    clips_per_class = _int_at_least("clips_per_class", clips_per_class, 1)
+    low, high = (_int_at_least("frames", n, 1) for n in frames)
+    if low > high:
+        raise FerbenchError(f"frames must be (fewest, most), got {frames!r}", 2)
+    size = _int_at_least("size", size, 16)
+    seed = _int_at_least("seed", seed, 0)
+    if not 0.0 <= float(test_fraction) <= 1.0:
+        raise FerbenchError(f"test_fraction must lie in [0, 1], got {test_fraction!r}", 2)
+
+    root = Path(root)
+    spec = VIDEO_LAYOUTS[layout]
+    plan = _clip_plan(layout, clips_per_class, (low, high), seed, float(test_fraction))
+    lists = _list_files(layout, plan)
+    summary = {
+        "generator_version": GENERATOR_VERSION,
+        "video": True,
+        "layout": layout,
+        "clips_per_class": clips_per_class,
+        "frames": [low, high],
+        "size": size,
+        "seed": seed,
+        "test_fraction": float(test_fraction) if not spec.folded else None,
+        "classes": list(video_classes(layout)),
+        "clips": len(plan),
+        "total_frames": sum(count for *_, count, _ in plan),
+        "counts": {str(place): {name: sum(1 for _, n, _, _, p in plan if n == name and p == place)
+                                for name in video_classes(layout)}
+                   for place in sorted({p for *_, p in plan}, key=str)},
+    }
+    expected = {root / path / f"{t + 1:05d}.jpg" for path, _, _, count, _ in plan for t in range(count)}
+    list_paths = [root / "annotation" / name for name in lists]
+    if _is_complete(root, summary, [*expected, *list_paths]):
+        return {**summary, "reused": True}
+
+    (root / MANIFEST).unlink(missing_ok=True)
+    for leftover in root.glob(f".{MANIFEST}.*.tmp"):
+        leftover.unlink()
+    _remove_stale_video(root, layout, expected)
+    (root / "annotation").mkdir(parents=True, exist_ok=True)
+    for path, name, index, count, _ in plan:
+        folder = root / path
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, rgb in enumerate(render_clip(name, index, count, size, seed)):
+            ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if not ok:
+                raise FerbenchError(f"could not encode JPEG for {folder}")
+            _write_atomic(folder / f"{t + 1:05d}.jpg", jpg.tobytes())
+        if progress is not None:
+            progress(1)
+    for file, lines in zip(list_paths, lists.values()):
+        _write_atomic(file, "".join(f"{line}\n" for line in lines).encode())
+    _write_atomic(root / MANIFEST, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return {**summary, "reused": False}

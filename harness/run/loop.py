@@ -90,11 +90,21 @@ SELECTION_RULES = {
 
 
 def batches(n: int, size: int, drop_last: bool, generator: torch.Generator | None = None) -> list[Tensor]:
-    """Index batches; shuffled when a generator is given. Never drops everything, never yields a batch of one."""
+    """Training index batches, shuffled when a generator is given. Never drops everything, never yields a
+    batch of one (BatchNorm cannot train on it)."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     chunks = list(order.split(size))
     if len(chunks) > 1 and (drop_last and len(chunks[-1]) < size or len(chunks[-1]) == 1):
         chunks = chunks[:-1]
+    return chunks
+
+
+def eval_batches(n: int, size: int) -> list[Tensor]:
+    """Every sample exactly once, in order; a trailing batch of one joins the batch before it, since some
+    upstream forwards squeeze the batch dimension."""
+    chunks = list(torch.arange(n).split(size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
     return chunks
 
 
@@ -113,7 +123,7 @@ def evaluate(model, adapter: Adapter, split: Split | VideoSplit, transform, batc
              amp: bool = False) -> Evaluation:
     model.eval()
     logits = []
-    for idx in batches(len(split), batch_size, drop_last=False):
+    for idx in eval_batches(len(split), batch_size):
         with mixed_precision(device, amp):
             out = adapter.eval_forward(model, model_input(transform(split.batch(idx).to(device)), amp))
         logits.append(adapter.logits(out).float().cpu())

@@ -67,5 +67,5 @@ def test_registry_datasets_use_canonical_classes_in_canonical_order_and_known_la
     assert cfg.dataset("ckplus").protocol == "subject-kfold" and cfg.dataset("ckplus").folds == 10
     assert len(cfg.dataset("affectnet7").classes) == 7 and "contempt" in cfg.dataset("affectnet8").classes
     assert len(cfg.dataset("kmufed").classes) == 6 and len(cfg.dataset("mafw").classes) == 11
-    assert {n for n, d in cfg.datasets.items() if d.video} == {"dfew", "ferv39k", "mafw"}
-    assert {n for n, d in cfg.datasets.items() if d.protocol == "official-folds"} == {"dfew", "mafw"}
+    assert {n for n, d in cfg.datasets.items() if d.video} == {"dfew", "ferv39k", "mafw", "synthetic-video"}
+    assert {n for n, d in cfg.datasets.items() if d.protocol == "official-folds"} == {"dfew", "mafw", "synthetic-video"}

@@ -299,3 +299,18 @@ def test_amp_trains_in_bfloat16_and_changes_the_numbers():
     _, amp = fit(adapter(train_loss=spy), recipe(epochs=1, amp=True))
     assert set(dtypes) == {torch.bfloat16}
     assert amp.history[0]["train_loss"] != plain.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 8, 9, 17])
+def test_evaluation_scores_every_sample_once_and_never_alone(n):
+    from harness.run.loop import eval_batches
+
+    chunks = eval_batches(n, 8)
+    assert torch.equal(torch.cat(chunks), torch.arange(n))
+    assert n == 1 or min(len(c) for c in chunks) > 1
+
+
+def test_a_test_split_one_past_a_batch_multiple_is_scored_whole():
+    data = dict(DATA, test=split(9, 7))
+    result = train(tiny(), adapter(), data, recipe(epochs=1), "val_balanced_accuracy", torch.device("cpu"), CTX, seed=0)
+    assert sum(map(sum, result.selected.metrics["confusion_matrix"])) == 9
