@@ -197,7 +197,7 @@ def _tensors(state: object, what: str) -> dict:
     tensors = {}
     for key, value in state.items():
         if isinstance(value, np.ndarray):
-            value = torch.from_numpy(np.ascontiguousarray(value))
+            value = torch.from_numpy(np.array(value, copy=True))  # keeps 0-d arrays 0-d (BatchNorm counters)
         if not isinstance(value, torch.Tensor):
             raise FerbenchError(f"{what}: entry '{key}' is a {type(value).__name__}, not a tensor")
         tensors[str(key)] = value

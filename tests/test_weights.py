@@ -279,3 +279,9 @@ def test_an_unpinned_file_is_pinned_by_its_first_use(saved):
     with pytest.raises(FerbenchError, match="recorded when it was first used"):
         weights.verify(unpinned, path, "tinynet")
     assert weights.status(unpinned, path.parent) == "checksum mismatch"
+
+
+def test_zero_dimensional_numpy_entries_keep_their_shape():
+    module = nn.BatchNorm1d(2)
+    state = {k: v.numpy() for k, v in module.state_dict().items()}
+    assert weights.load_into(module, state, what="bn") == 5  # weight, bias, running mean and var, and the 0-d counter

@@ -142,7 +142,7 @@ def run(job: dict) -> None:
         checkpoint_dir=run_dir / CHECKPOINTS,
         data=data, selection=spec.selection, device=device, seed=spec.seed,
         on_epoch=lambda record: emit("epoch", **record),
-        on_resume=lambda epoch: emit("resumed", epoch=epoch),
+        on_resume=lambda epoch: (emit("resumed", epoch=epoch), print(f"resuming after epoch {epoch} from its checkpoint", file=sys.stderr)),
     )
 
     test_rows = table.iloc[fold["test"]]

@@ -1,0 +1,140 @@
+"""DAN (Wen et al. 2023), yaoing/DAN: `networks/dan.py::DAN(num_class, num_head=4, pretrained=False)`.
+
+Outputs `(logits [B,C], feature map [B,512,7,7], heads [B,H,512])`; the prediction is argmax of the logits.
+Loss as in `rafdb.py::run_training`: CE + 1·AffinityLoss(feature map) + 1·PartitionLoss(heads), with the
+loss classes taken from `rafdb.py` itself. Workarounds:
+
+- `rafdb.py` is a training script whose import replaces `warnings.warn` process-wide (and needs pandas,
+  tqdm, sklearn), so only its `eps`, `AffinityLoss` and `PartitionLoss` definitions are compiled, from the
+  file's own source via `ast`; nothing else of the script runs (no argv parsing, no training).
+- AffinityLoss owns learnable centres (they join the optimizer: the criterion is an `nn.Module`) and fixes its
+  `device` at construction, while the loop builds it on CPU and then `.to(device)`s it: the wrapper points
+  `device` at wherever the centres are before each call.
+- Upstream builds AffinityLoss with its default 8 centres for 7 RAF-DB classes; kept (at least `num_classes`).
+- `DAN(pretrained=True)` downloads ImageNet weights and reads `./models/resnet18_msceleb.pth`; we build with
+  `pretrained=False` and load the sha256-checked file afterwards the way the constructor does (strict into a
+  torchvision ResNet-18, whose first 8 children become `model.features`).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import torch.nn.functional as F
+from torch import nn
+
+from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, to_float
+from adapters.contract import Adapter, BuildContext
+
+WEIGHTS = "resnet18_msceleb.pth"
+NUM_HEAD = 4          # rafdb.py --num_head default
+AFFINITY_CENTRES = 8  # AffinityLoss(device) default, as rafdb.py builds it for 7 classes
+
+
+def _definitions(path: Path, names: tuple[str, ...], private: str, **env) -> types.ModuleType:
+    """Compile only the top-level definitions `names` (classes, functions, `x = ...`) of an upstream script,
+    from its source, into a private module: the script's imports and side effects never run."""
+    if private in sys.modules:
+        return sys.modules[private]
+    from harness.errors import FerbenchError
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    picked = [
+        node for node in tree.body
+        if (isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names)
+        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in names for t in node.targets))
+    ]
+    found = {getattr(n, "name", None) or n.targets[0].id for n in picked}
+    if found != set(names):
+        raise FerbenchError(f"{path}: upstream no longer defines {sorted(set(names) - found)}")
+    module = types.ModuleType(private)
+    module.__file__ = str(path)
+    module.__dict__.update(env)
+    exec(compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec"), module.__dict__)
+    sys.modules[private] = module
+    return module
+
+
+def upstream_losses(ctx: BuildContext) -> types.ModuleType:
+    import torch
+
+    from adapters.shims import upstream_file
+
+    return _definitions(
+        upstream_file(ctx, "rafdb.py"), ("eps", "AffinityLoss", "PartitionLoss"), "_ferbench_dan_rafdb",
+        sys=sys, torch=torch, nn=nn,
+    )
+
+
+def build(ctx: BuildContext) -> nn.Module:
+    from networks.dan import DAN
+
+    with warnings.catch_warnings():  # torchvision's deprecation notice for DAN's positional `resnet18(False)`
+        warnings.simplefilter("ignore", UserWarning)
+        model = DAN(num_class=ctx.num_classes, num_head=NUM_HEAD, pretrained=False)
+    if ctx.pretrained:
+        from torchvision.models import resnet18
+
+        from adapters.shims import load_weights
+        from harness.weights import load_into
+
+        state = load_weights(ctx, WEIGHTS)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        resnet = resnet18()
+        load_into(resnet, state, what=f"{WEIGHTS} (MS-Celeb ResNet-18)")  # strict, as DAN.__init__
+        load_into(model.features, nn.Sequential(*list(resnet.children())[:-2]).state_dict(), what="DAN.features")
+    return model
+
+
+class DANLoss(nn.Module):
+    """rafdb.py: `criterion_cls(out, targets) + 1 * criterion_af(feat, targets) + 1 * criterion_pt(heads)`."""
+
+    def __init__(self, affinity: nn.Module, partition: nn.Module):
+        super().__init__()
+        self.affinity, self.partition = affinity, partition
+
+    def forward(self, outputs, targets):
+        logits, feat, heads = outputs
+        self.affinity.device = self.affinity.centers.device  # upstream fixed it at construction (CPU here)
+        return F.cross_entropy(logits, targets) + 1 * self.affinity(feat, targets) + 1 * self.partition(heads)
+
+
+def criterion(ctx: BuildContext) -> DANLoss:
+    losses = upstream_losses(ctx)
+    affinity = losses.AffinityLoss("cpu", num_class=max(AFFINITY_CENTRES, ctx.num_classes), feat_dim=512)
+    return DANLoss(affinity, losses.PartitionLoss())
+
+
+def train_transform(size: int):
+    """rafdb.py after Resize 224: flip, RandomApply([Rotation 20, RandomCrop(224, padding=32)], p=0.2),
+    ToTensor, ImageNet Normalize, RandomErasing(scale=(0.02, 0.25)); per sample, as a DataLoader applies it."""
+    import torch
+    from torchvision.transforms import v2
+
+    pipeline = v2.Compose([
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.RandomRotation(20), v2.RandomCrop(size, padding=round(32 * size / 224))], p=0.2),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        v2.RandomErasing(scale=(0.02, 0.25)),
+    ])
+    return lambda batch: per_sample(batch, pipeline)
+
+
+def eval_transform(size: int):
+    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
+
+
+ADAPTER = Adapter(
+    build=build,
+    train_transform=train_transform,
+    eval_transform=eval_transform,
+    criterion=criterion,
+    logits=lambda outputs: outputs[0],
+    drop_last=False,  # the upstream train loader keeps the last partial batch (the loop never yields one of 1)
+)
