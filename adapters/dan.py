@@ -18,45 +18,20 @@ loss classes taken from `rafdb.py` itself. Workarounds:
 
 from __future__ import annotations
 
-import ast
 import sys
 import types
 import warnings
-from pathlib import Path
 
 import torch.nn.functional as F
 from torch import nn
 
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, to_float
 from adapters.contract import Adapter, BuildContext
+from adapters.shims import definitions
 
 WEIGHTS = "resnet18_msceleb.pth"
 NUM_HEAD = 4          # rafdb.py --num_head default
 AFFINITY_CENTRES = 8  # AffinityLoss(device) default, as rafdb.py builds it for 7 classes
-
-
-def _definitions(path: Path, names: tuple[str, ...], private: str, **env) -> types.ModuleType:
-    """Compile only the top-level definitions `names` (classes, functions, `x = ...`) of an upstream script,
-    from its source, into a private module: the script's imports and side effects never run."""
-    if private in sys.modules:
-        return sys.modules[private]
-    from harness.errors import FerbenchError
-
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    picked = [
-        node for node in tree.body
-        if (isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names)
-        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in names for t in node.targets))
-    ]
-    found = {getattr(n, "name", None) or n.targets[0].id for n in picked}
-    if found != set(names):
-        raise FerbenchError(f"{path}: upstream no longer defines {sorted(set(names) - found)}")
-    module = types.ModuleType(private)
-    module.__file__ = str(path)
-    module.__dict__.update(env)
-    exec(compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec"), module.__dict__)
-    sys.modules[private] = module
-    return module
 
 
 def upstream_losses(ctx: BuildContext) -> types.ModuleType:
@@ -64,7 +39,7 @@ def upstream_losses(ctx: BuildContext) -> types.ModuleType:
 
     from adapters.shims import upstream_file
 
-    return _definitions(
+    return definitions(
         upstream_file(ctx, "rafdb.py"), ("eps", "AffinityLoss", "PartitionLoss"), "_ferbench_dan_rafdb",
         sys=sys, torch=torch, nn=nn,
     )

@@ -16,16 +16,15 @@ CE + 0.1·AttentionLoss(heads). Workarounds:
 
 from __future__ import annotations
 
-import ast
 import sys
 import types
-from pathlib import Path
 
 import torch.nn.functional as F
 from torch import nn
 
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, to_float
 from adapters.contract import Adapter, BuildContext
+from adapters.shims import definitions
 
 WEIGHTS = "MFN_msceleb.pth"
 NUM_HEAD = 2            # rafdb_train.py --num_head default
@@ -33,36 +32,12 @@ ATTENTION_WEIGHT = 0.1  # rafdb_train.py: criterion_cls(out, targets) + 0.1 * cr
 INPUT_SIZE = 112
 
 
-def _definitions(path: Path, names: tuple[str, ...], private: str, **env) -> types.ModuleType:
-    """Compile only the top-level definitions `names` (classes, functions, `x = ...`) of an upstream script,
-    from its source, into a private module: the script's imports and side effects never run."""
-    if private in sys.modules:
-        return sys.modules[private]
-    from harness.errors import FerbenchError
-
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    picked = [
-        node for node in tree.body
-        if (isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names)
-        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in names for t in node.targets))
-    ]
-    found = {getattr(n, "name", None) or n.targets[0].id for n in picked}
-    if found != set(names):
-        raise FerbenchError(f"{path}: upstream no longer defines {sorted(set(names) - found)}")
-    module = types.ModuleType(private)
-    module.__file__ = str(path)
-    module.__dict__.update(env)
-    exec(compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec"), module.__dict__)
-    sys.modules[private] = module
-    return module
-
-
 def upstream_losses(ctx: BuildContext) -> types.ModuleType:
     import torch
 
     from adapters.shims import upstream_file
 
-    return _definitions(
+    return definitions(
         upstream_file(ctx, "rafdb_train.py"), ("eps", "AttentionLoss"), "_ferbench_ddamfn_rafdb_train",
         sys=sys, torch=torch, nn=nn, F=F,
     )

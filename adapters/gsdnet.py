@@ -21,13 +21,11 @@ Workarounds:
 
 from __future__ import annotations
 
-import ast
 import io
 import pickle
 import sys
 import types
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +33,7 @@ from torch import nn
 
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, to_float
 from adapters.contract import Adapter, BuildContext
+from adapters.shims import definitions
 
 WEIGHTS = "vgg_msceleb_resnet50_ft_weight.pkl"
 # The file's ResNet-50 trunk matches GSDNet.resnet in 265 weight tensors (318 counting the 53 BatchNorm
@@ -44,30 +43,6 @@ MATCHED_TENSORS = 265
 FEATURE_WEIGHT = 0.01   # train.py: main(0.01, 0.3) → a
 SOFT_CE_WEIGHT = 0.3    # → b
 IMPORT_ROOT = "GSD-Net"
-
-
-def _definitions(path: Path, names: tuple[str, ...], private: str, **env) -> types.ModuleType:
-    """Compile only the top-level definitions `names` (classes, functions, `x = ...`) of an upstream script,
-    from its source, into a private module: the script's imports and side effects never run."""
-    if private in sys.modules:
-        return sys.modules[private]
-    from harness.errors import FerbenchError
-
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    picked = [
-        node for node in tree.body
-        if (isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names)
-        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in names for t in node.targets))
-    ]
-    found = {getattr(n, "name", None) or n.targets[0].id for n in picked}
-    if found != set(names):
-        raise FerbenchError(f"{path}: upstream no longer defines {sorted(set(names) - found)}")
-    module = types.ModuleType(private)
-    module.__file__ = str(path)
-    module.__dict__.update(env)
-    exec(compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec"), module.__dict__)
-    sys.modules[private] = module
-    return module
 
 
 @contextmanager
@@ -104,7 +79,7 @@ def build(ctx: BuildContext) -> nn.Module:
 def soft_cross_entropy(ctx: BuildContext):
     from adapters.shims import upstream_file
 
-    return _definitions(
+    return definitions(
         upstream_file(ctx, f"{IMPORT_ROOT}/model/utils.py"), ("CrossEntropy",), "_ferbench_gsdnet_model_utils", F=F,
     ).CrossEntropy
 

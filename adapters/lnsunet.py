@@ -34,7 +34,6 @@ from __future__ import annotations
 import ast
 import sys
 import types
-from pathlib import Path
 
 from torch import Tensor, nn
 

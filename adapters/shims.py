@@ -6,6 +6,7 @@ Python, torch or Pillow break them, patch the smallest thing at runtime, here.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 import types
@@ -106,3 +107,27 @@ def patch_posterize(name_to_op: dict) -> None:
     for key in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
         if key in name_to_op:
             name_to_op[key] = posterize
+
+
+def definitions(path: Path, names: tuple[str, ...], private: str, **env) -> types.ModuleType:
+    """Compile only the top-level definitions `names` (classes, functions, `x = ...`) of an upstream script,
+    from its source, into a private module: the script's imports and side effects never run."""
+    if private in sys.modules:
+        return sys.modules[private]
+    from harness.errors import FerbenchError
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    picked = [
+        node for node in tree.body
+        if (isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names)
+        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in names for t in node.targets))
+    ]
+    found = {getattr(n, "name", None) or n.targets[0].id for n in picked}
+    if found != set(names):
+        raise FerbenchError(f"{path}: upstream no longer defines {sorted(set(names) - found)}")
+    module = types.ModuleType(private)
+    module.__file__ = str(path)
+    module.__dict__.update(env)
+    exec(compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec"), module.__dict__)
+    sys.modules[private] = module
+    return module

@@ -16,10 +16,9 @@ from torch import nn
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD
 from adapters.contract import BuildContext, EpochState
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched
 
-UPSTREAM = REPO / "vendor" / "adadf"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/adadf not fetched; run `ferbench fetch adadf`")
+UPSTREAM, pytestmark = fetched("adadf")
 
 
 @pytest.fixture(scope="module", autouse=True)

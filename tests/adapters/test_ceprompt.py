@@ -18,10 +18,9 @@ from adapters.contract import BuildContext
 from harness.config import Recipe
 from harness.data.vocabulary import ENCODINGS
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import drop_pkg_resources_stub, fetched, on_path
 
-UPSTREAM = REPO / "vendor" / "ceprompt"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/ceprompt not fetched; run `ferbench fetch ceprompt`")
+UPSTREAM, pytestmark = fetched("ceprompt")
 TOP_LEVEL = ("models", "clip", "dataloader", "utils")  # shared with DFER-CLIP and others
 TINY = (512, 64, 4, 768, 16, 77, 49408, 512, 8, 1)  # 4 visual blocks, 1 text block, 64 px (16 patches for top-16)
 CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
@@ -31,21 +30,9 @@ FROZEN_STAGE1 = ("conv1.", "class_embedding", "positional_embedding", "ln_pre.",
                  "transformer.resblocks.1.", "ferbench_text.")
 
 
-def _purge() -> None:
-    for name in list(sys.modules):
-        if name.split(".")[0] in TOP_LEVEL:
-            del sys.modules[name]
-
-
 @pytest.fixture(scope="module", autouse=True)
 def upstream_on_path():
-    torch.set_num_threads(1)
-    saved = list(sys.path)
-    _purge()
-    sys.path.insert(0, str(UPSTREAM))
-    yield
-    sys.path[:] = saved
-    _purge()
+    yield from on_path(UPSTREAM, TOP_LEVEL, cleanup=drop_pkg_resources_stub)
 
 
 @pytest.fixture(scope="module")

@@ -15,28 +15,15 @@ import torch.nn.functional as F
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD
 from adapters.contract import BuildContext
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched, on_path
 
-UPSTREAM = REPO / "vendor" / "dan"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/dan not fetched; run `ferbench fetch dan`")
+UPSTREAM, pytestmark = fetched("dan")
 TOP_LEVEL = ("networks",)  # shared with DDAMFN: never let one test module see the other's
-
-
-def _purge() -> None:
-    for name in list(sys.modules):
-        if name.split(".")[0] in TOP_LEVEL or name.startswith("_ferbench_dan"):
-            del sys.modules[name]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def upstream_on_path():
-    torch.set_num_threads(1)
-    saved = list(sys.path)
-    _purge()
-    sys.path.insert(0, str(UPSTREAM))
-    yield
-    sys.path[:] = saved
-    _purge()
+    yield from on_path(UPSTREAM, TOP_LEVEL, "_ferbench_dan")
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ from adapters.contract import BuildContext
 from harness.config import Recipe
 from harness.data.vocabulary import ENCODINGS
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import drop_pkg_resources_stub, fetched, on_path
 
-UPSTREAM = REPO / "vendor" / "dferclip"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/dferclip not fetched; run `ferbench fetch dferclip`")
+UPSTREAM, pytestmark = fetched("dferclip")
 TOP_LEVEL = ("models", "clip", "dataloader")  # shared with CEPrompt (and `models` with POSTER, POSTER++)
 TINY = (512, 64, 1, 64, 32, 77, 49408, 64, 1, 1)  # embed 512 (temporal net), 64 px, 1 narrow layer per tower
 DFEW = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
@@ -29,24 +28,9 @@ RECIPE = Recipe(optimizer="sgd", lr=1e-2, weight_decay=1e-4, momentum=0.9, sched
                 epochs=50, batch_size=48)
 
 
-def _purge() -> None:
-    for name in list(sys.modules):
-        if name.split(".")[0] in TOP_LEVEL:
-            del sys.modules[name]
-    stub = sys.modules.get("pkg_resources")
-    if stub is not None and getattr(stub, "__file__", None) is None:
-        del sys.modules["pkg_resources"]
-
-
 @pytest.fixture(scope="module", autouse=True)
 def upstream_on_path():
-    torch.set_num_threads(1)
-    saved = list(sys.path)
-    _purge()
-    sys.path.insert(0, str(UPSTREAM))
-    yield
-    sys.path[:] = saved
-    _purge()
+    yield from on_path(UPSTREAM, TOP_LEVEL, cleanup=drop_pkg_resources_stub)
 
 
 @pytest.fixture(scope="module")

@@ -13,28 +13,15 @@ import torch.nn.functional as F
 
 from adapters.contract import BuildContext
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched, on_path
 
-UPSTREAM = REPO / "vendor" / "gsdnet"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/gsdnet not fetched; run `ferbench fetch gsdnet`")
+UPSTREAM, pytestmark = fetched("gsdnet")
 TOP_LEVEL = ("gsdnet", "model")
-
-
-def _purge() -> None:
-    for name in list(sys.modules):
-        if name.split(".")[0] in TOP_LEVEL or name.startswith("_ferbench_gsdnet"):
-            del sys.modules[name]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def upstream_on_path():
-    torch.set_num_threads(1)
-    saved = list(sys.path)
-    _purge()
-    sys.path.insert(0, str(UPSTREAM))  # as the worker does; build adds GSD-Net/ itself
-    yield
-    sys.path[:] = saved
-    _purge()
+    yield from on_path(UPSTREAM, TOP_LEVEL, "_ferbench_gsdnet")
 
 
 @pytest.fixture(scope="module")

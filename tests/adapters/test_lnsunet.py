@@ -14,10 +14,9 @@ import torch.nn.functional as F
 
 from adapters.contract import BuildContext
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched
 
-UPSTREAM = REPO / "vendor" / "lnsunet"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/lnsunet not fetched; run `ferbench fetch lnsunet`")
+UPSTREAM, pytestmark = fetched("lnsunet")
 COUNTS = (40, 10, 25, 5, 3, 8, 9)
 
 

@@ -13,10 +13,9 @@ import torch
 
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize
 from adapters.contract import BuildContext
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched
 
-UPSTREAM = REPO / "vendor" / "mfer"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/mfer not fetched; run `ferbench fetch mfer`")
+UPSTREAM, pytestmark = fetched("mfer")
 
 
 def ctx(**kw) -> BuildContext:

@@ -15,10 +15,9 @@ from torch import nn
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize
 from adapters.contract import BuildContext, model_module_file
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched
 
-UPSTREAM = REPO / "vendor" / "poster"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/poster not fetched; run `ferbench fetch poster`")
+UPSTREAM, pytestmark = fetched("poster")
 
 
 def ctx(**kw) -> BuildContext:

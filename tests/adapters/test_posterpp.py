@@ -13,12 +13,9 @@ from torch import nn
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize
 from adapters.contract import BuildContext, model_module_file
 from harness.errors import FerbenchError
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched
 
-UPSTREAM = REPO / "vendor" / "posterpp"
-pytestmark = pytest.mark.skipif(
-    not UPSTREAM.is_dir(), reason="vendor/posterpp not fetched; run `ferbench fetch posterpp`"
-)
+UPSTREAM, pytestmark = fetched("posterpp")
 STAGES = (3, 4, 14)
 
 

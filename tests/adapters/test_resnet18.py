@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from adapters.contract import BuildContext
-from tests.conftest import REPO
+from tests.adapters.upstream import fetched
 
-UPSTREAM = REPO / "vendor" / "fer-pytorch"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/fer-pytorch not fetched; run `ferbench fetch fer-pytorch`")
+UPSTREAM, pytestmark = fetched("fer-pytorch")
 
 
 @pytest.fixture(scope="module", autouse=True)

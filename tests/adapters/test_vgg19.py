@@ -15,10 +15,10 @@ from torch import nn
 from adapters.contract import BuildContext
 from harness import config
 from harness.run.optim import lr_factor
+from tests.adapters.upstream import fetched
 from tests.conftest import REPO
 
-UPSTREAM = REPO / "vendor" / "fer-pytorch"
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="vendor/fer-pytorch not fetched; run `ferbench fetch fer-pytorch`")
+UPSTREAM, pytestmark = fetched("fer-pytorch")
 
 
 @pytest.fixture(scope="module", autouse=True)
