@@ -24,7 +24,8 @@ flip, RandomErasing p 0.25 'pixel'), mean = std = 0.5. Workarounds:
 - `start_0.pt` (key `state_dict_backbone`) is loaded by the training script, not the constructor: random
   init simply skips it; with `--pretrained` it goes strictly into `model.encoder`, as `train_exp.py` does.
 - Swin's blocks enter `torch.cuda.amp.autocast(True)` themselves (qkv, proj and MLP in fp16 on CUDA whatever
-  the harness does; upstream trained with a GradScaler). On CPU these contexts do nothing. Kept as upstream.
+  the harness does); upstream trained with a GradScaler, so the recipe sets `loss_scaling` (the loop's
+  GradScaler, unscaled before clipping as upstream). On CPU these contexts do nothing. Kept as upstream.
 - Pillow 13 raises on Posterize with 0 bits, which timm's RandAugment reaches: `shims.patch_posterize` on
   `timm.data.auto_augment.NAME_TO_OP` before the transform is built.
 """

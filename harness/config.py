@@ -56,6 +56,8 @@ class Recipe(_Record):
     grad_clip_norm: float | None = Field(default=None, gt=0)
     grad_clamp: float | None = Field(default=None, gt=0)
     patience: int | None = Field(default=None, ge=1)
+    loss_scaling: bool = False
+    """float16 loss scaling (GradScaler) on GPUs, for models that autocast to float16 inside their forward."""
     amp: bool = False
     """bfloat16 autocast and channels-last (`ferbench run --amp`): faster on GPUs, different numbers."""
 

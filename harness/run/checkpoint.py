@@ -1,7 +1,7 @@
 """Epoch checkpoints: everything a run needs to continue after a kill or a Slurm preemption and
 end with the same result as an uninterrupted run on the same machine.
 
-Saved after each epoch (atomically): model, loss and optimizer state (SAM's base optimizer too),
+Saved after each epoch (atomically): model, loss and optimizer state (SAM's base optimizer too), the fp16 loss scale,
 schedule, the shuffling generator, every global RNG (torch, CUDA, numpy, python) and the loop's own
 bookkeeping (history, selected and best-on-test epochs, early-stopping counter). The file holds only
 tensors and plain containers, so it loads with `torch.load(weights_only=True)`.
@@ -34,7 +34,7 @@ def _numpy_rng() -> list:
     return [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]
 
 
-def capture(epoch: int, model, criterion, optimizer, scheduler, generator: torch.Generator, loop: dict) -> dict:
+def capture(epoch: int, model, criterion, optimizer, scheduler, generator: torch.Generator, loop: dict, scaler=None) -> dict:
     base = getattr(optimizer, "base_optimizer", None)
     return dict(
         format=FORMAT,
@@ -44,6 +44,7 @@ def capture(epoch: int, model, criterion, optimizer, scheduler, generator: torch
         optimizer=optimizer.state_dict(),
         base_optimizer=base.state_dict() if base is not None else None,
         scheduler=scheduler.state_dict(),
+        scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         generator=generator.get_state(),
         torch_rng=torch.get_rng_state(),
         cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -67,7 +68,8 @@ def load(path: Path | None) -> dict | None:
     return state if state.get("format") == FORMAT else None
 
 
-def restore(state: dict, model, criterion, optimizer, scheduler, generator: torch.Generator, evaluation_type) -> dict:
+def restore(state: dict, model, criterion, optimizer, scheduler, generator: torch.Generator, evaluation_type,
+            scaler=None) -> dict:
     """Put every saved state back; return the loop bookkeeping with evaluations rebuilt."""
     model.load_state_dict(state["model"])
     if state["criterion"] is not None:
@@ -76,6 +78,8 @@ def restore(state: dict, model, criterion, optimizer, scheduler, generator: torc
     if state["base_optimizer"] is not None:
         optimizer.base_optimizer.load_state_dict(state["base_optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler") is not None and scaler is not None:
+        scaler.load_state_dict(state["scaler"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():

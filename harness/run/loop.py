@@ -173,6 +173,12 @@ class Trainer:
         sam = adapter.sam(ctx) if adapter.sam is not None and recipe.sam_rho > 0 else None
         self.optimizer = build_optimizer(groups, recipe, sam)
         self.sam = sam is not None
+        on_cuda = any(p.is_cuda for p in self.params)
+        # A no-op unless the recipe asks for it on a GPU: models that autocast to float16 inside their own
+        # forward (LNSU-Net's Swin) were trained upstream with a GradScaler.
+        self.scaler = torch.amp.GradScaler(
+            "cuda", growth_interval=100, enabled=recipe.loss_scaling and on_cuda and not self.sam  # as train_exp.py
+        )
 
     def loss(self, images: Tensor, targets: Tensor) -> Tensor:
         with mixed_precision(images.device, self.recipe.amp):
@@ -182,15 +188,17 @@ class Trainer:
         loss = self.loss(images, targets)
         value = _finite(loss, epoch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.sam:
             self.optimizer.first_step(zero_grad=True)
             self.loss(images, targets).backward()
             _clip(self.params, self.recipe)
             self.optimizer.second_step(zero_grad=True)
         else:
+            self.scaler.unscale_(self.optimizer)
             _clip(self.params, self.recipe)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         return value
 
 
@@ -228,7 +236,7 @@ def train(
     first = 1
     saved = checkpoints.load(checkpoint)
     if saved is not None:
-        loop = checkpoints.restore(saved, model, criterion, optimizer, scheduler, generator, Evaluation)
+        loop = checkpoints.restore(saved, model, criterion, optimizer, scheduler, generator, Evaluation, trainer.scaler)
         best_val, best_val_loss, stale = loop.pop("best_val"), loop.pop("best_val_loss"), loop.pop("stale")
         result = LoopResult(**loop)
         first = saved["epoch"] + 1
@@ -283,5 +291,5 @@ def train(
                 result.stopped_early = epoch
         if checkpoint is not None:
             bookkeeping = dict(vars(result), best_val=best_val, best_val_loss=best_val_loss, stale=stale)
-            checkpoints.save(checkpoint, checkpoints.capture(epoch, model, criterion, optimizer, scheduler, generator, bookkeeping))
+            checkpoints.save(checkpoint, checkpoints.capture(epoch, model, criterion, optimizer, scheduler, generator, bookkeeping, trainer.scaler))
     return result

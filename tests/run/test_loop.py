@@ -314,3 +314,11 @@ def test_a_test_split_one_past_a_batch_multiple_is_scored_whole():
     data = dict(DATA, test=split(9, 7))
     result = train(tiny(), adapter(), data, recipe(epochs=1), "val_balanced_accuracy", torch.device("cpu"), CTX, seed=0)
     assert sum(map(sum, result.selected.metrics["confusion_matrix"])) == 9
+
+
+def test_loss_scaling_is_a_no_op_on_the_cpu():
+    torch.manual_seed(0)
+    _, plain = fit(adapter(), recipe(epochs=2), seed=1)
+    torch.manual_seed(0)
+    _, scaled = fit(adapter(), recipe(epochs=2, loss_scaling=True), seed=1)
+    assert [r["train_loss"] for r in plain.history] == [r["train_loss"] for r in scaled.history]
