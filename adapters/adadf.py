@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, pil_transform, to_float
+from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, per_sample, pil_transform
 from adapters.contract import Adapter, BuildContext, EpochState
 
 WEIGHTS = "resnet18_msceleb.pth"
@@ -216,14 +216,10 @@ def train_transform(size: int):
     return lambda batch: per_sample(batch, lambda image: rest(rand_augment(image)))
 
 
-def eval_transform(size: int):
-    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)  # Resize, ToTensor, Normalize
-
-
 ADAPTER = Adapter(
     build=build,
     train_transform=train_transform,
-    eval_transform=eval_transform,
+    eval_transform=imagenet_eval,
     criterion=criterion,
     logits=lambda outputs: outputs[1],
     epoch_start=epoch_start,

@@ -52,3 +52,24 @@ def pil_transform(transform):
     from torchvision.transforms.v2 import functional as TF
 
     return lambda image: TF.pil_to_tensor(transform(TF.to_pil_image(image.cpu()))).to(image.device)
+
+
+def imagenet_eval(size: int):
+    """The test input of most upstreams: Resize (done by the cache), ToTensor, ImageNet Normalize."""
+    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def flip_rotate_crop_erase(size: int, degrees: float, padding: int):
+    """DAN's training augmentation, reused by DDAMFN and GSDNet after their Resize: flip,
+    RandomApply([RandomRotation, RandomCrop(size, padding)], p=0.2), ToTensor, ImageNet Normalize,
+    RandomErasing(scale=(0.02, 0.25)); per sample, as a DataLoader applies it."""
+    from torchvision.transforms import v2
+
+    pipeline = v2.Compose([
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.RandomRotation(degrees), v2.RandomCrop(size, padding=padding)], p=0.2),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        v2.RandomErasing(scale=(0.02, 0.25)),
+    ])
+    return lambda batch: per_sample(batch, pipeline)

@@ -5,7 +5,7 @@ Needs no vendored code, so the whole pipeline (data, loop, store, report) runs o
 
 from torchvision.models import resnet18
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, random_crop, random_hflip, to_float
+from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, normalize, random_crop, random_hflip, to_float
 from adapters.contract import Adapter, BuildContext
 
 
@@ -18,8 +18,4 @@ def train_transform(size: int):
     return lambda batch: normalize(random_crop(random_hflip(to_float(batch)), pad), IMAGENET_MEAN, IMAGENET_STD)
 
 
-def eval_transform(size: int):
-    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
-
-
-ADAPTER = Adapter(build=build, train_transform=train_transform, eval_transform=eval_transform)
+ADAPTER = Adapter(build=build, train_transform=train_transform, eval_transform=imagenet_eval)

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, random_hflip, to_float
+from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, normalize, random_hflip, to_float
 from adapters.contract import Adapter, BuildContext, Stage
 
 CLIP_FILE = "ViT-B-16.pt"
@@ -194,10 +194,6 @@ def train_transform(size: int):
     return lambda batch: normalize(random_hflip(to_float(batch)), IMAGENET_MEAN, IMAGENET_STD)
 
 
-def eval_transform(size: int):
-    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
-
-
 def scores(outputs):
     return outputs[0]
 
@@ -205,7 +201,7 @@ def scores(outputs):
 CAT = Adapter(
     build=build_cat,
     train_transform=train_transform,
-    eval_transform=eval_transform,
+    eval_transform=imagenet_eval,
     logits=scores,
     train_loss=lambda model, images, targets, criterion: criterion(cat_forward(model, images)[0], targets),
     eval_forward=cat_forward,
@@ -216,7 +212,7 @@ CAT = Adapter(
 ADAPTER = Adapter(
     build=build_eva,
     train_transform=train_transform,
-    eval_transform=eval_transform,
+    eval_transform=imagenet_eval,
     criterion=eva_criterion,
     logits=scores,
     train_loss=eva_train_loss,

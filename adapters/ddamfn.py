@@ -22,7 +22,7 @@ import types
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, to_float
+from adapters.augment import flip_rotate_crop_erase, imagenet_eval
 from adapters.contract import Adapter, BuildContext
 from adapters.shims import definitions
 
@@ -99,27 +99,13 @@ def criterion(ctx: BuildContext) -> DDAMFNLoss:
 def train_transform(size: int):
     """rafdb_train.py after Resize 112: flip, RandomApply([Rotation 5, RandomCrop(112, padding=8)], p=0.2),
     ToTensor, ImageNet Normalize, RandomErasing(scale=(0.02, 0.25)); per sample."""
-    import torch
-    from torchvision.transforms import v2
-
-    pipeline = v2.Compose([
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.RandomRotation(5), v2.RandomCrop(size, padding=round(8 * size / INPUT_SIZE))], p=0.2),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        v2.RandomErasing(scale=(0.02, 0.25)),
-    ])
-    return lambda batch: per_sample(batch, pipeline)
-
-
-def eval_transform(size: int):
-    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
+    return flip_rotate_crop_erase(size, 5, round(8 * size / INPUT_SIZE))
 
 
 ADAPTER = Adapter(
     build=build,
     train_transform=train_transform,
-    eval_transform=eval_transform,
+    eval_transform=imagenet_eval,
     criterion=criterion,
     logits=lambda outputs: outputs[0],
     drop_last=False,  # the upstream train loader keeps the last partial batch (the loop never yields one of 1)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, to_float
+from adapters.augment import flip_rotate_crop_erase, imagenet_eval
 from adapters.contract import Adapter, BuildContext
 from adapters.shims import definitions
 
@@ -104,26 +104,13 @@ def criterion(ctx: BuildContext):
 def train_transform(size: int):
     """train.py after Resize 224: flip, RandomApply([Rotation 20, RandomCrop(224, padding=32)], p=0.2),
     ToTensor, ImageNet Normalize, RandomErasing(scale=(0.02, 0.25)); per sample."""
-    from torchvision.transforms import v2
-
-    pipeline = v2.Compose([
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.RandomRotation(20), v2.RandomCrop(size, padding=round(32 * size / 224))], p=0.2),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        v2.RandomErasing(scale=(0.02, 0.25)),
-    ])
-    return lambda batch: per_sample(batch, pipeline)
-
-
-def eval_transform(size: int):
-    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
+    return flip_rotate_crop_erase(size, 20, round(32 * size / 224))
 
 
 ADAPTER = Adapter(
     build=build,
     train_transform=train_transform,
-    eval_transform=eval_transform,
+    eval_transform=imagenet_eval,
     criterion=criterion,
     logits=lambda outputs: outputs[0][3],
 )

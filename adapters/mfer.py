@@ -31,7 +31,7 @@ from typing import Iterator
 
 from torch import Tensor, nn
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float
+from adapters.augment import imagenet_eval
 from adapters.contract import Adapter, BuildContext
 
 DROP_PATH_RATE = 0.25
@@ -108,15 +108,10 @@ def logits(outputs) -> Tensor:
     return sum(outputs)
 
 
-def transform(size: int):
-    """Upstream's only transforms, train and test alike: Resize(224) (done by the cache), ToTensor, Normalize."""
-    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
-
-
 ADAPTER = Adapter(
     build=build,
-    train_transform=transform,
-    eval_transform=transform,
+    train_transform=imagenet_eval,  # upstream has no augmentation: Resize (done by the cache), ToTensor, Normalize
+    eval_transform=imagenet_eval,
     criterion=criterion,
     logits=logits,
 )

@@ -26,7 +26,7 @@ import warnings
 
 from torch import nn
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, random_hflip, to_float
+from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, normalize, random_hflip, to_float
 from adapters.contract import Adapter, BuildContext
 from adapters.poster import (
     constructor_without_weights, erasing, load_backbones, stand_ins, upstream_package, upstream_sam,
@@ -80,13 +80,9 @@ def train_transform(size: int):
     return lambda batch: erase(normalize(to_float(random_hflip(batch)), IMAGENET_MEAN, IMAGENET_STD))
 
 
-def eval_transform(size: int):
-    return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
-
-
 ADAPTER = Adapter(
     build=build,
     train_transform=train_transform,
-    eval_transform=eval_transform,
+    eval_transform=imagenet_eval,
     sam=upstream_sam,
 )

@@ -121,17 +121,25 @@ def _fill(
             pixels[row] = decode_sample(root, paths[row], size, boxes[row])
         return rows
 
+    return fill_blocks(decode_block, blocks(missing, workers), workers, pixels, filled, progress)
+
+
+def fill_blocks(decode_block, units: list[np.ndarray], workers: int, pixels: np.memmap, filled: np.memmap,
+                progress: Callable[[int, int], None] | None) -> int:
+    """Decode blocks of units (image rows or clips) in parallel threads; each finished block is flushed, then
+    marked in the fill bitmap, so an interrupted build resumes with exactly the units still missing."""
+    total = sum(len(block) for block in units)
     done = 0
     if progress is not None:
-        progress(0, len(missing))
-    with closing(map_blocks(decode_block, blocks(missing, workers), workers)) as finished:
-        for rows in finished:
+        progress(0, total)
+    with closing(map_blocks(decode_block, units, workers)) as finished:
+        for block in finished:
             pixels.flush()
-            filled[rows] = 1
+            filled[block] = 1
             filled.flush()
-            done += len(rows)
+            done += len(block)
             if progress is not None:
-                progress(done, len(missing))
+                progress(done, total)
     return done
 
 

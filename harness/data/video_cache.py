@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,9 +23,9 @@ import pandas as pd
 import torch
 
 from harness.config import Dataset
-from harness.data.cache import RESIZE, _exclusive
+from harness.data.cache import RESIZE, _exclusive, fill_blocks
 from harness.data.clips import SEGMENTS, eval_indices, pickable, train_indices
-from harness.data.images import decode_sample, default_workers, map_blocks
+from harness.data.images import decode_sample, default_workers
 from harness.data.loaders.samples import image_files
 from harness.errors import FerbenchError
 from harness.files import write_json_atomic
@@ -146,18 +145,7 @@ def _fill(file: Path, header: dict, root: Path, paths: list[str], counts: np.nda
                 pixels[row] = decode_sample(root, f"{paths[clip]}/{files[index].name}", size)
         return clips
 
-    done = 0
-    if progress is not None:
-        progress(0, len(missing))
-    with closing(map_blocks(decode_block, _clip_blocks(missing, workers), workers)) as finished:
-        for clips in finished:
-            pixels.flush()
-            filled[clips] = 1
-            filled.flush()
-            done += len(clips)
-            if progress is not None:
-                progress(done, len(missing))
-    return done
+    return fill_blocks(decode_block, _clip_blocks(missing, workers), workers, pixels, filled, progress)
 
 
 def open_frame_cache(

@@ -171,7 +171,7 @@ def test_transforms_and_logits(adadf):
     black = augment.NAME_TO_OP["Posterize"](Image.new("RGB", (4, 4), (200, 10, 90)), 0)
     assert black.getextrema() == ((0, 0),) * 3  # Pillow 13 would raise on 0 bits
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    assert torch.allclose(adadf.eval_transform(64)(batch), (batch / 255 - mean) / std, atol=1e-6)
+    assert torch.allclose(adadf.ADAPTER.eval_transform(64)(batch), (batch / 255 - mean) / std, atol=1e-6)
     outputs = (torch.zeros(2, 7), torch.ones(2, 7), torch.ones(2, 1))
     assert adadf.ADAPTER.logits(outputs) is outputs[1]
 
@@ -180,7 +180,7 @@ def test_one_training_step_backpropagates(adadf):
     torch.manual_seed(0)
     model = adadf.build(ctx()).train()
     criterion = adadf.criterion(ctx())
-    images = adadf.eval_transform(64)(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8))
+    images = adadf.ADAPTER.eval_transform(64)(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8))
     loss = adadf.ADAPTER.train_loss(model, images, torch.tensor([0, 3, 5, 6]), criterion)
     loss.backward()
     assert torch.isfinite(loss) and model.alpha_2[0].weight.grad.abs().sum() > 0

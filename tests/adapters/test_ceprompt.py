@@ -160,19 +160,19 @@ def test_stage_two_is_built_from_stage_one_and_trains_only_the_prompt_learner(ce
     groups = ceprompt.CAT.param_groups(second, None, Recipe(optimizer="sgd", lr=2e-3, epochs=10, batch_size=128))
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in second.parameters() if p.requires_grad}
     assert second.prompt_learner.token_prefix.device == first.ferbench_clip.token_embedding.weight.device
-    scores, _, _ = ceprompt.CAT.eval_forward(second, ceprompt.eval_transform(64)(images()))
+    scores, _, _ = ceprompt.CAT.eval_forward(second, ceprompt.ADAPTER.eval_transform(64)(images()))
     assert scores.shape == (2, 7) and torch.isfinite(scores).all()
 
 
 def test_transforms_flip_and_normalise_with_imagenet_statistics(ceprompt):
     batch = images(4, 8)
-    out = ceprompt.eval_transform(8)(batch)
+    out = ceprompt.ADAPTER.eval_transform(8)(batch)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     assert torch.allclose(out * std + mean, batch.float() / 255, atol=1e-6)
     torch.manual_seed(0)
     flipped = ceprompt.train_transform(8)(batch.repeat(16, 1, 1, 1))
-    plain = ceprompt.eval_transform(8)(batch.repeat(16, 1, 1, 1))
+    plain = ceprompt.ADAPTER.eval_transform(8)(batch.repeat(16, 1, 1, 1))
     same = [torch.equal(a, b) for a, b in zip(flipped, plain)]
     assert any(same) and not all(same)
     assert all(s or torch.equal(a, b.flip(-1)) for s, a, b in zip(same, flipped, plain))

@@ -96,7 +96,7 @@ def test_transforms(dan):
     batch = torch.randint(0, 256, (3, 3, 48, 48), dtype=torch.uint8)
     train = dan.train_transform(48)(batch)
     assert train.dtype == torch.float32 and train.shape == (3, 3, 48, 48) and torch.isfinite(train).all()
-    evaluated = dan.eval_transform(48)(batch)
+    evaluated = dan.ADAPTER.eval_transform(48)(batch)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     assert torch.allclose(evaluated, (batch / 255 - mean) / std, atol=1e-6)
 

@@ -67,7 +67,7 @@ def test_model_outputs_logits_and_input_size(ddamfn):
 
 def test_transforms(ddamfn):
     batch = torch.randint(0, 256, (3, 3, 112, 112), dtype=torch.uint8)
-    for transform in (ddamfn.train_transform(112), ddamfn.eval_transform(112)):
+    for transform in (ddamfn.train_transform(112), ddamfn.ADAPTER.eval_transform(112)):
         out = transform(batch)
         assert out.dtype == torch.float32 and out.shape == batch.shape and torch.isfinite(out).all()
 

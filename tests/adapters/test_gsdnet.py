@@ -91,7 +91,7 @@ def test_criterion_is_upstream_self_distillation(gsdnet):
 
 def test_transforms(gsdnet):
     batch = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
-    for transform in (gsdnet.train_transform(64), gsdnet.eval_transform(64)):
+    for transform in (gsdnet.train_transform(64), gsdnet.ADAPTER.eval_transform(64)):
         out = transform(batch)
         assert out.dtype == torch.float32 and out.shape == batch.shape and torch.isfinite(out).all()
 
