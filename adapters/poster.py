@@ -29,12 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.machinery
-import importlib.util
 import io
-import sys
-import types
-from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -42,6 +37,7 @@ from torch import Tensor, nn
 
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, per_sample, random_hflip, to_float
 from adapters.contract import Adapter, BuildContext
+from adapters.shims import stand_ins, upstream_package
 
 MOBILEFACENET = "mobilefacenet_model_best.pth.tar"
 IR50 = "ir50.pth"
@@ -54,51 +50,7 @@ ERASING_SCALE = (0.02, 0.1)
 BGR = True            # dataset_raf.py: cv2.imread without the (commented-out) BGR→RGB conversion
 
 
-# --- helpers shared with the POSTER++ and MFER adapters --------------------------------------------------
-
-
-def upstream_package(ctx: BuildContext, folder: str, name: str) -> types.ModuleType:
-    """Register the upstream's `folder` (a package without `__init__.py`) as the bare package `name`, so its
-    modules import as `name.<module>` with their relative imports intact and no top-level name is taken."""
-    from harness.errors import FerbenchError
-
-    if ctx.upstream_dir is None:
-        raise FerbenchError("this adapter needs its upstream repository; the model has no `upstream` in benchmark.toml")
-    path = str((ctx.upstream_dir / folder).resolve())
-    if not Path(path).is_dir():
-        raise FerbenchError(f"{path}: missing from the fetched upstream; run `ferbench fetch --force` for this model")
-    module = sys.modules.get(name)
-    if module is not None and list(getattr(module, "__path__", [])) == [path]:
-        return module
-    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-        del sys.modules[key]  # a package of another checkout of the same upstream
-    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    spec.submodule_search_locations = [path]
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    return module
-
-
-@contextlib.contextmanager
-def stand_ins(*names: str, **attributes) -> Iterator[None]:
-    """Empty modules for imports an upstream file makes but never uses (matplotlib, thop), registered only
-    while it is imported and only where the real package is missing; `attributes` go on each stand-in."""
-    added = []
-    for name in names:
-        if name in sys.modules:
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            module = types.ModuleType(name)
-            module.__dict__.update(attributes)
-            sys.modules[name] = module
-            added.append(name)
-    try:
-        yield
-    finally:
-        for name in added:
-            sys.modules.pop(name, None)
+# --- helpers shared with the POSTER++ adapter ------------------------------------------------------------
 
 
 @contextlib.contextmanager

@@ -28,9 +28,8 @@ from torch import nn
 
 from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, normalize, random_hflip, to_float
 from adapters.contract import Adapter, BuildContext
-from adapters.poster import (
-    constructor_without_weights, erasing, load_backbones, stand_ins, upstream_package, upstream_sam,
-)
+from adapters.poster import constructor_without_weights, erasing, load_backbones, upstream_sam
+from adapters.shims import stand_ins, upstream_package
 
 ENTRY = {7: "PosterV2_7cls", 8: "PosterV2_8cls"}  # main.py / main_8.py
 IR50_STAGES = (3, 4, 14)  # get_blocks(50): units of body1, body2, body3

@@ -7,6 +7,7 @@ Python, torch or Pillow break them, patch the smallest thing at runtime, here.
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -19,14 +20,14 @@ import torch
 from adapters.contract import BuildContext
 
 
-def upstream_file(ctx: BuildContext, relative: str) -> Path:
-    """A file of the fetched upstream; a clear error if the checkout lacks it."""
+def upstream_file(ctx: BuildContext, relative: str, folder: bool = False) -> Path:
+    """A file (or folder) of the fetched upstream; a clear error if the checkout lacks it."""
     from harness.errors import FerbenchError
 
     if ctx.upstream_dir is None:
         raise FerbenchError("this adapter needs its upstream repository; the model has no `upstream` in benchmark.toml")
     path = ctx.upstream_dir / relative
-    if not path.is_file():
+    if not (path.is_dir() if folder else path.is_file()):
         raise FerbenchError(f"{path}: missing from the fetched upstream; run `ferbench fetch --force` for this model")
     return path
 
@@ -131,3 +132,41 @@ def definitions(path: Path, names: tuple[str, ...], private: str, **env) -> type
     exec(compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec"), module.__dict__)
     sys.modules[private] = module
     return module
+
+
+def upstream_package(ctx: BuildContext, folder: str, name: str) -> types.ModuleType:
+    """Register the upstream's `folder` (a package without `__init__.py`) as the bare package `name`, so its
+    modules import as `name.<module>` with their relative imports intact and no top-level name is taken."""
+    path = str(upstream_file(ctx, folder, folder=True).resolve())
+    module = sys.modules.get(name)
+    if module is not None and list(getattr(module, "__path__", [])) == [path]:
+        return module
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]  # a package of another checkout of the same upstream
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [path]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    return module
+
+
+@contextmanager
+def stand_ins(*names: str, **attributes) -> Iterator[None]:
+    """Empty modules for imports an upstream file makes but never uses (matplotlib, thop), registered only
+    while it is imported and only where the real package is missing; `attributes` go on each stand-in."""
+    added = []
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            module = types.ModuleType(name)
+            module.__dict__.update(attributes)
+            sys.modules[name] = module
+            added.append(name)
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
