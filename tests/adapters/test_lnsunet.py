@@ -20,14 +20,6 @@ UPSTREAM, pytestmark = fetched("lnsunet")
 COUNTS = (40, 10, 25, 5, 3, 8, 9)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def lnsunet():
     from adapters import lnsunet

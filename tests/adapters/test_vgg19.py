@@ -21,14 +21,6 @@ from tests.conftest import REPO
 UPSTREAM, pytestmark = fetched("fer-pytorch")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def ctx(**kw) -> BuildContext:
     return BuildContext(**{"num_classes": 7, "input_size": 48, "pretrained": False, "upstream_dir": UPSTREAM, **kw})
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import torch
 
 from tests.conftest import REPO
 
@@ -26,9 +25,8 @@ def purge(top_level: tuple[str, ...], private_prefix: str = "") -> None:
 
 
 def on_path(folder: Path, top_level: tuple[str, ...] = (), private_prefix: str = "", cleanup=lambda: None) -> Iterator[None]:
-    """Body of a module-scoped fixture: the upstream first on sys.path, as the worker does, one thread,
-    and none of another upstream's modules before or after."""
-    torch.set_num_threads(1)
+    """Body of a module-scoped fixture: the upstream first on sys.path, as the worker does, and none of
+    another upstream's modules before or after."""
     saved = list(sys.path)
     purge(top_level, private_prefix)
     cleanup()

@@ -249,3 +249,45 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_o
     assert "resuming after epoch" in log
     assert _results(workspace / "killed") == _results(workspace / "reference")
     assert not list((workspace / "killed").glob("synthetic/*/*/*/checkpoints"))
+
+
+# --- GPU slots and run states ---------------------------------------------------------------------
+
+def test_workers_are_spread_over_gpus_and_capped_when_they_share_one(monkeypatch):
+    from harness.run.launch import slot_environments, visible_gpus
+
+    assert slot_environments(2, []) == [{}, {}]
+    spread = slot_environments(4, ["0", "1"])
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in spread] == ["0", "1", "0", "1"]
+    assert {e["FERBENCH_GPU_MEMORY_FRACTION"] for e in spread} == {"0.4750"}
+    assert slot_environments(2, ["3", "5"]) == [{"CUDA_VISIBLE_DEVICES": "3"}, {"CUDA_VISIBLE_DEVICES": "5"}]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7")
+    assert visible_gpus() == ["2", "7"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+
+
+def test_status_reads_each_state_from_the_run_folder(tmp_path):
+    from harness.files import write_json_atomic
+    from harness.run.status import counts, run_state
+
+    def folder(name):
+        path = tmp_path / "synthetic" / "baseline" / "official" / name
+        path.mkdir(parents=True)
+        (path / "job.json").write_text("{}")
+        return path
+
+    (folder("done") / MARKER).write_text("{}")
+    write_json_atomic(folder("failed") / "FAILED", {"message": "boom"})
+    write_json_atomic(folder("queued") / "QUEUED", {"job_id": "42_0"})
+    running = claims.try_claim(folder("running"))
+    (folder("interrupted") / "checkpoints").mkdir()
+    (tmp_path / "synthetic/baseline/official/interrupted/checkpoints/train.pt").write_bytes(b"")
+    states = {s.folder.name: s for s in scan(tmp_path)}
+    assert {k: s.state for k, s in states.items()} == {
+        "done": "done", "failed": "failed", "queued": "queued", "running": "running", "interrupted": "interrupted"}
+    assert states["failed"].detail == "boom" and states["queued"].detail == "job 42_0"
+    assert states["interrupted"].detail == "checkpoint: train"
+    assert counts(list(states.values()))[("synthetic", "baseline", "official")]["done"] == 1
+    running.release()
+    assert run_state(states["running"].folder).state == "interrupted"
