@@ -1,14 +1,14 @@
-# Two entry points for a fresh clone: `make demo` and `make test`. Both create .venv first.
+# Entry points for a fresh clone: `make demo`, `make test` and `make docs`. Each creates .venv first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test clean
+.PHONY: install demo test docs docs-serve clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -22,5 +22,12 @@ test: install
 	$(VENV)/bin/ferbench fetch || echo "ferbench fetch failed: tests that need vendor/ will skip"
 	$(PY) -m pytest -q --durations=10
 
+# The documentation site (docs/, mkdocs.yml); --strict turns every broken link or anchor into a failure.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
