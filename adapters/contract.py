@@ -94,6 +94,12 @@ class Adapter:
     step under SAM. LNSU-Net overrides it to add the flipped view."""
     eval_forward: Callable[[nn.Module, Tensor], Any] = plain_forward
     """Evaluation forward on a transformed batch (ten-crop averaging for the WuJie1010 baselines)."""
+    eval_forward_given_labels: Callable[[nn.Module, Tensor, Tensor], Any] | None = None
+    """A TEST-LABEL LEAK, for reproducing published protocols that commit one: an evaluation forward that takes the
+    evaluated batch's true labels as model input, (model, transformed images, labels) → outputs; it replaces
+    `eval_forward` on validation and test data. CLIVP-FER's published mode 1 feeds the true class's description as
+    a caption. A model whose adapter sets it must say `test_label_input = true` in benchmark.toml; its result.json
+    records it and reports name it beside the table and never rank it best."""
     epoch_start: Callable[[EpochState], None] | None = None
     epoch_end: Callable[[EpochState], None] | None = None
     sam: Callable[[BuildContext], type] | None = None
@@ -118,6 +124,11 @@ class Stage:
     name: str
     adapter: Adapter
     """Its `build(ctx)` starts from `ctx.previous`."""
+
+
+def reads_test_labels(adapter: Adapter) -> bool:
+    """Whether evaluation hands the true labels to the model (see `Adapter.eval_forward_given_labels`)."""
+    return adapter.eval_forward_given_labels is not None
 
 
 def model_module_file(model: nn.Module, upstream_dir: Path | None = None) -> str:

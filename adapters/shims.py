@@ -110,16 +110,44 @@ def patch_posterize(name_to_op: dict) -> None:
             name_to_op[key] = posterize
 
 
-def definitions(path: Path, names: tuple[str, ...], private: str, **env) -> types.ModuleType:
+CONTINUES_BLOCK = ("else", "elif", "except", "finally", "case", ")", "]", "}", "#")
+"""Column-0 lines that belong to the statement above them (and comments, which belong to no statement)."""
+
+
+def top_level_statements(path: Path) -> list[ast.stmt]:
+    """The top-level statements of a file that does not parse as a whole, each parsed on its own.
+
+    CLIVP-FER's `CLIP_KMU.py` has an indentation error inside `test()`, so `ast.parse` rejects the file; its
+    `CustomNet` is intact. The source is cut where a line starts at column 0 (a decorator keeps its definition,
+    `else:` / `except:` stay with their statement), each piece is parsed alone with its line numbers kept, and
+    pieces that still do not parse (the broken `test()`) are left out: a name they define is then reported missing.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    starts = [
+        i for i, line in enumerate(lines)
+        if line[:1].strip() and not line.startswith(CONTINUES_BLOCK) and not (i and lines[i - 1].startswith("@"))
+    ]
+    statements = []
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        try:
+            piece = ast.parse("".join(lines[start:end]), filename=str(path))
+        except SyntaxError:
+            continue
+        statements.extend(ast.increment_lineno(node, start) for node in piece.body)
+    return statements
+
+
+def definitions(path: Path, names: tuple[str, ...], private: str, by_lines: bool = False, **env) -> types.ModuleType:
     """Compile only the top-level definitions `names` (classes, functions, `x = ...`) of an upstream script,
-    from its source, into a private module: the script's imports and side effects never run."""
+    from its source, into a private module: the script's imports and side effects never run. `by_lines`: the
+    file does not parse as a whole; its statements are parsed one by one (`top_level_statements`)."""
     if private in sys.modules:
         return sys.modules[private]
     from harness.errors import FerbenchError
 
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    body = top_level_statements(path) if by_lines else ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
     picked = [
-        node for node in tree.body
+        node for node in body
         if (isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names)
         or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in names for t in node.targets))
     ]

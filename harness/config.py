@@ -101,7 +101,18 @@ class Model(_Record):
     stages: dict[str, Recipe] = {}
     """Recipes of later training stages, in order (CEPrompt's `cat`); the first stage uses `recipe`."""
     pretrained: tuple[WeightFile, ...] = ()
+    variant: str = ""
+    """One of the adapter module's `VARIANTS` (CLIVP-FER's label-caption and every-caption models); empty: `ADAPTER`."""
+    display: str = ""
+    """The model's column name in reports (`clivpfer (label caption)`); empty: the model's key."""
+    test_label_input: bool = False
+    """The model reads each evaluated sample's TRUE LABEL as an input (CLIVP-FER's published mode 1). Must match the
+    adapter (the worker refuses a mismatch); reports name such a model and never rank it best."""
     name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.display or self.name
 
 
 class Dataset(_Record):
@@ -203,6 +214,13 @@ class Config(_Record):
                 )
             if not (ADAPTERS_DIR / f"{model.adapter}.py").is_file():
                 raise ValueError(f"models.{name}.adapter: no module adapters/{model.adapter}.py")
+            if model.variant and model.variant not in adapter_variants(model.adapter):
+                known = ", ".join(adapter_variants(model.adapter)) or "none"
+                raise ValueError(f"models.{name}.variant: adapters/{model.adapter}.py has no variant '{model.variant}' (known: {known})")
+        labels = [model.label for model in self.models.values()]
+        for name, model in self.models.items():
+            if model.display and (labels.count(model.display) > 1 or model.display in self.models):
+                raise ValueError(f"models.{name}.display: '{model.display}' names another model too")
         self._check_published()
         return self
 
@@ -244,6 +262,19 @@ class Config(_Record):
         if name == "upstream":
             return base
         return _lookup("recipe", name, {"upstream": None, **self.recipes}).for_model(name, base)
+
+
+def adapter_variants(adapter: str) -> tuple[str, ...]:
+    """The keys of an adapter module's `VARIANTS = {"name": Adapter(...), ...}`, read from its source so that
+    validating the registry imports neither torch nor upstream code."""
+    import ast
+
+    tree = ast.parse((ADAPTERS_DIR / f"{adapter}.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0] if isinstance(node, ast.Assign) else None
+        if isinstance(target, ast.Name) and target.id == "VARIANTS" and isinstance(node.value, ast.Dict):
+            return tuple(k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
+    return ()
 
 
 def _lookup(kind: str, name: str, table: dict):

@@ -102,7 +102,7 @@ def run(job: dict) -> None:
     import torch
 
     from adapters import load_adapter
-    from adapters.contract import BuildContext, model_module_file
+    from adapters.contract import BuildContext, model_module_file, reads_test_labels
     from harness import config as config_mod
     from harness.run.sources import resolve
     from harness.run.stages import stage_summary, train_stages
@@ -126,7 +126,12 @@ def run(job: dict) -> None:
     data, cache_path = load_splits(Path(job["results_dir"]), dataset_cfg, root, table, manifest, fold, spec.classes,
                                    spec.input_size)
 
-    adapter = load_adapter(model_cfg.adapter)
+    adapter = load_adapter(model_cfg.adapter, model_cfg.variant)
+    if reads_test_labels(adapter) != model_cfg.test_label_input:
+        raise FerbenchError(
+            f"{job['config_path']}: models.{spec.model}.test_label_input must be {str(reads_test_labels(adapter)).lower()}: "
+            f"adapters/{model_cfg.adapter}.py {'gives' if reads_test_labels(adapter) else 'does not give'} the model the test labels"
+        )
     recipe = config_mod.Recipe.model_validate(spec.recipe)
     counts = torch.bincount(data["train"].labels, minlength=len(spec.classes))
     ctx = BuildContext(
@@ -158,6 +163,8 @@ def run(job: dict) -> None:
         selection_rule=selection_rule,
         **{k: v for k, v in stage_summary(outcome).items() if k not in outcome.selected.metrics},
         recipe=recipe.name,
+        display=model_cfg.label,
+        test_label_input=reads_test_labels(adapter),
         pretrained=spec.pretrained,
         stages=stages,
         samples=dict(train=len(data["train"]), val=len(data["val"]), test=len(data["test"])),
