@@ -219,7 +219,7 @@ class Config(_Record):
                 raise ValueError(f"models.{name}.variant: adapters/{model.adapter}.py has no variant '{model.variant}' (known: {known})")
         labels = [model.label for model in self.models.values()]
         for name, model in self.models.items():
-            if model.display and (labels.count(model.display) > 1 or model.display in self.models):
+            if model.display and (labels.count(model.display) > 1 or model.display in set(self.models) - {name}):
                 raise ValueError(f"models.{name}.display: '{model.display}' names another model too")
         self._check_published()
         return self

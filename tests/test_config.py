@@ -9,7 +9,7 @@ from tests.conftest import TINY_TOML
 def test_repository_registry_loads():
     cfg = config.load()
     assert "baseline" in cfg.models and "synthetic" in cfg.datasets
-    assert len(cfg.upstreams) == 11
+    assert len(cfg.upstreams) == 12
     assert cfg.models["baseline"].recipe.epochs >= 1
     assert cfg.upstreams["dan"].name == "dan"
 
@@ -79,3 +79,25 @@ def test_cli_unknown_model_exit_2(workspace, capsys):
         main(["run", "--model", "nope", "--dataset", "synthetic"])
     assert info.value.code == 2
     assert "unknown model 'nope'; valid: baseline" in capsys.readouterr().err
+
+
+def test_model_variant_must_exist_in_the_adapter_module():
+    err = _error(TINY_TOML.replace('adapter = "baseline"', 'adapter = "baseline"\nvariant = "label-caption"'))
+    assert "models.baseline.variant: adapters/baseline.py has no variant 'label-caption' (known: none)" in str(err)
+
+
+def test_variants_display_names_and_label_input_of_the_repository_registry():
+    from harness.config import adapter_variants
+
+    cfg = config.load()
+    assert adapter_variants("clivpfer") == ("label-caption", "every-caption")
+    leaky = {name for name, model in cfg.models.items() if model.test_label_input}
+    assert leaky == {"clivpfer-label-caption"}
+    assert cfg.model("clivpfer-label-caption").label == "clivpfer (label caption)" and cfg.model("dan").label == "dan"
+
+
+def test_a_display_name_names_one_model():
+    other = '\n[models.other]\nadapter = "baseline"\ndisplay = "baseline"\ninput_size = 32\n[models.other.recipe]\noptimizer = "adam"\nlr = 1e-3\nepochs = 1\nbatch_size = 8\n'
+    err = _error(TINY_TOML + other)
+    assert "models.other.display: 'baseline' names another model too" in str(err)
+

@@ -29,10 +29,12 @@ def _dataset_label(config: dict) -> str:
     return f"{config['dataset']} ({aligned.rsplit('-', 1)[0]})" if aligned else config["dataset"]
 
 
-def _model_label(config: dict) -> str:
-    """Runs under a shared recipe (`--recipe unified`) are a column of their own, e.g. `dan (unified)`."""
+def _model_label(config: dict, result: dict | None = None) -> str:
+    """Runs under a shared recipe (`--recipe unified`) are a column of their own, e.g. `dan (unified)`. A model's
+    display name from benchmark.toml, recorded in result.json, replaces its key (`clivpfer (label caption)`)."""
     recipe = config["recipe"].get("name", "upstream")
-    return config["model"] if recipe == "upstream" else f"{config['model']} ({recipe})"
+    name = (result or {}).get("display") or config["model"]
+    return name if recipe == "upstream" else f"{name} ({recipe})"
 
 
 def _selection(config: dict, result: dict) -> str:
@@ -51,7 +53,7 @@ def _row(folder: Path, video_datasets: frozenset[str]) -> dict:
         finished=read_json(folder / MARKER).get("finished", ""),
         protocol=config["protocol"],
         dataset=_dataset_label(config),
-        model=_model_label(config),
+        model=_model_label(config, result),
         dataset_name=config["dataset"],
         model_name=config["model"],
         video=bool(config.get("video", config["dataset"] in video_datasets)),
@@ -78,6 +80,7 @@ def _row(folder: Path, video_datasets: frozenset[str]) -> dict:
         confusion_matrix=result.get("confusion_matrix"),
         history=result.get("history") or [],
         stages=result.get("stages") or {},
+        test_label_input=bool(result.get("test_label_input", False)),
         **{metric: result[metric] for metric in METRICS},
     )
 
@@ -161,6 +164,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         video=("video", "any"),
         recipe=("recipe", "first"),
         selection=("selection", lambda s: ", ".join(sorted(set(s)))),
+        test_label_input=("test_label_input", "any"),
         **{f"{m}_mean": (m, "mean") for m in METRICS},
         **{f"{m}_std": (m, lambda s: s.std(ddof=1)) for m in METRICS},
         **{f"{m}_pstd": (m, lambda s: s.std(ddof=0)) for m in METRICS},

@@ -65,10 +65,19 @@ class Section:
     tables: list[Table]
     papers: list[PaperRow]
     references: list[ReferenceTable]
+    label_input: tuple[str, ...] = ()
+    """Columns whose model reads the test labels as input (benchmark.toml `test_label_input`)."""
 
     @property
     def note(self) -> str:
-        return PROTOCOL_NOTES.get(self.protocol, "")
+        leak = ""
+        if self.label_input:
+            names = ", ".join(self.label_input)
+            leak = (f"{names} {'takes' if len(self.label_input) == 1 else 'take'} each test sample's TRUE LABEL as "
+                    "input (CLIVP-FER's published mode 1: the true class's description is the caption, at test time "
+                    "too), so these numbers do not measure recognition from the image and are never ranked best; "
+                    "compare with the same model's image-only column.")
+        return " ".join(part for part in (PROTOCOL_NOTES.get(self.protocol, ""), leak) if part)
 
 
 @dataclass
@@ -154,6 +163,8 @@ def build(
                 tables=tables,
                 papers=paper_rows(cells, published, options.metrics),
                 references=reference_tables(cells, references or {}, options.metrics),
+                label_input=tuple(sorted(cells.loc[cells["test_label_input"].astype(bool), "model"].unique()))
+                if "test_label_input" in cells else (),
             )
         )
     footer = provenance(shown, summary, TESTS[options.test], options.alpha, options.ci)

@@ -89,8 +89,11 @@ def compare(runs: pd.DataFrame, summary: pd.DataFrame, metric: str, test: str = 
 
 
 def best_model(row: pd.DataFrame, metric: str) -> str | None:
-    """The model with the highest mean among the row's complete cells (the first, on a tie)."""
+    """The model with the highest mean among the row's complete cells (the first, on a tie); a model that reads
+    the test labels (CLIVP-FER's label caption) is never the best."""
     complete = row[row["complete"]]
+    if "test_label_input" in complete:
+        complete = complete[~complete["test_label_input"].astype(bool)]
     if complete.empty:
         return None
     return complete.loc[complete[f"{metric}_mean"].idxmax(), "model"]

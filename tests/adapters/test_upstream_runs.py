@@ -19,9 +19,10 @@ from harness import config, fetch
 from harness.run.store import complete_runs
 from tests.conftest import REPO, child_env, ferbench_argv
 
-MODELS = ["poster", "posterpp", "dan", "ddamfn", "lnsunet", "adadf", "mfer", "gsdnet", "vgg19", "resnet18", "ceprompt"]
+MODELS = ["poster", "posterpp", "dan", "ddamfn", "lnsunet", "adadf", "mfer", "gsdnet", "vgg19", "resnet18", "ceprompt",
+          "clivpfer", "clivpfer-label-caption"]
 VIDEO_MODELS = ["dferclip"]
-REPEATS = {"ceprompt": 1, "dferclip": 1}  # CLIP models: one repeat keeps the suite's CPU time in bounds
+REPEATS = {"ceprompt": 1, "dferclip": 1, "clivpfer": 1, "clivpfer-label-caption": 1}  # CLIP models: one repeat keeps the suite's CPU time in bounds
 CFG = config.load(REPO / "benchmark.toml")
 
 
@@ -84,6 +85,7 @@ def test_model_trains_from_its_fetched_upstream(name, vendor, workspace):
         assert 0 <= result["balanced_accuracy"] <= 1 and len(result["history"]) == 1
         if CFG.model(name).stages:
             assert set(result["stages"]) == {"eva", *CFG.model(name).stages}
+        assert result["test_label_input"] is model.test_label_input and result["display"] == model.label
 
 
 def test_report_shows_every_model_side_by_side(workspace):
@@ -93,7 +95,9 @@ def test_report_shows_every_model_side_by_side(workspace):
     assert done.returncode == 0, done.stderr
     headers = " ".join(line for line in done.stdout.splitlines() if line.startswith("| dataset")) + " "
     ran = {p.parts[-3] for p in complete_runs(workspace["root"] / "results")}
-    assert ran and all(f" {m} " in headers for m in ran)
+    assert ran and all(f" {CFG.model(m).label} " in headers for m in ran)
+    if "clivpfer-label-caption" in ran:
+        assert "clivpfer (label caption) takes each test sample's TRUE LABEL as input" in done.stdout
     assert "Balanced accuracy" in done.stdout
     if "dferclip" in ran:
         assert "UAR (balanced accuracy)" in done.stdout and "WAR (accuracy)" in done.stdout

@@ -237,3 +237,20 @@ def test_repository_registry_records_paper_numbers_and_the_seed_table():
         assert set(table) == {"ckplus", "sfew", "rafdb", "ferplus", "fer2013", "expw"}
         assert all(len(row) == 7 for row in table.values())
     assert reference.accuracy["rafdb"]["lnsunet"] == (0.889, 0.006)
+
+
+def test_a_model_reading_test_labels_is_named_beside_its_table_and_never_ranked_best(results):
+    for repeat, acc in enumerate([0.999, 0.998, 0.997]):  # above every honest cell of the row
+        folder = fake_run(results, "ckplus", "clivpfer-label-caption", repeat, 3, acc, acc)
+        result_file = folder / "result.json"
+        result_file.write_text(json.dumps({**json.loads(result_file.read_text()),
+                                           "display": "clivpfer (label caption)", "test_label_input": True}))
+    report = report_of(results, protocol="official")
+    table = report.sections[0].tables[0]
+    assert "clivpfer (label caption)" in table.models and "clivpfer-label-caption" not in table.models
+    ckplus = dict(table.rows)["ckplus"]
+    assert ckplus[table.models.index("dan")].best and not ckplus[table.models.index("clivpfer (label caption)")].best
+    text = render_markdown(report)
+    assert "clivpfer (label caption) takes each test sample's TRUE LABEL as input" in text
+    assert "**0.980 ± 0.010**" in text  # dan's ckplus accuracy stays the row's best
+    assert len(report_of(results, models=["clivpfer-label-caption"]).sections[0].tables[0].models) == 1
