@@ -62,7 +62,7 @@ def list_() -> None:
     datasets = Table("dataset", "classes", "layout", "protocol", "data", title="Datasets")
     for row in dataset_rows(cfg, paths):
         datasets.add_row(*row)
-    upstreams = Table("upstream", "pin", "code", "licence", "repository", title="Upstreams")
+    upstreams = Table("upstream", "pin", "code", "licence", "used by", "repository", title="Upstreams")
     for row in upstream_rows(cfg, paths):
         upstreams.add_row(*row)
     console.print(models)

@@ -27,6 +27,8 @@ class Upstream(_Record):
     commit: str = Field(pattern=r"^[0-9a-f]{40}$")
     licence: str
     optional_paths: tuple[str, ...] = ()
+    purpose: str = ""
+    """For a reference upstream that no model drives: what ferbench reads from it (shown by `ferbench list`)."""
     name: str = ""
 
 

@@ -41,8 +41,14 @@ def dataset_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
     ]
 
 
+def _used_by(cfg: Config, name: str) -> str:
+    """The models an upstream drives, or what ferbench reads from a reference upstream."""
+    models = sorted(m for m, model in cfg.models.items() if model.upstream == name)
+    return ", ".join(models) or cfg.upstreams[name].purpose or "—"
+
+
 def upstream_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:
     return [
-        (name, u.commit[:12], _code_status(cfg, paths, name), u.licence, u.url)
+        (name, u.commit[:12], _code_status(cfg, paths, name), u.licence, _used_by(cfg, name), u.url)
         for name, u in cfg.upstreams.items()
     ]

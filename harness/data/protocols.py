@@ -17,17 +17,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.model_selection import GroupKFold, ShuffleSplit, StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, train_test_split
 
+from harness.data import fer_crossval
+from harness.data.fold_formulas import FORMULAS
 from harness.errors import FerbenchError
 from harness.files import read_json, write_json_atomic
 
 SPLIT_SEED = 0
 """Seed of every ferbench-drawn split: every repeat and every model gets the same folds and validation."""
-
-CROSSVAL = dict(n_splits=10, test_size=0.2, random_state=42, val_size=0.25)
-"""StevenHSKim/FER-crossval's pooled holdout: ShuffleSplit(10, 0.2, seed 42), then 25 % of train+val as
-validation with `random_state` = iteration."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,17 @@ class Fold:
     train: list[int]
     val: list[int]
     test: list[int]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a protocol may depend on besides the table: the validation share, k, and which dataset and model
+    (crossval-compat draws FER-crossval's split variant of the model's script on that dataset)."""
+
+    val_fraction: float
+    k: int = 10
+    dataset: str = ""
+    model: str = ""
 
 
 class _Unfit(Exception):
@@ -88,8 +97,9 @@ def _carve_subjects(
     return _sorted(np.setdiff1d(indices, val)), _sorted(val), splitter
 
 
-def official(table: pd.DataFrame, val_fraction: float, k: int) -> tuple[list[Fold], dict]:
+def official(table: pd.DataFrame, ctx: Context) -> tuple[list[Fold], dict]:
     """The dataset's own train/test split; validation is its official val split, else a stratified slice of train."""
+    val_fraction = ctx.val_fraction
     split, labels = table["split"], table["label"].to_numpy()
     train_idx = np.flatnonzero(split.eq("train").to_numpy())
     official_val = np.flatnonzero(split.eq("val").to_numpy())
@@ -103,9 +113,11 @@ def official(table: pd.DataFrame, val_fraction: float, k: int) -> tuple[list[Fol
     return [Fold(train=train, val=val, test=test)], procedure
 
 
-def subject_kfold(table: pd.DataFrame, val_fraction: float, k: int) -> tuple[list[Fold], dict]:
-    """k subject-disjoint folds; validation subjects come from the training folds."""
-    labels, subjects = table["label"].to_numpy(), table["subject"].astype(str).to_numpy()
+def _grouped_kfold(table: pd.DataFrame, groups: np.ndarray, ctx: Context) -> tuple[list[Fold], dict]:
+    """k group-disjoint folds stratified by label; validation groups come from the training folds."""
+    val_fraction, k = ctx.val_fraction, ctx.k
+    labels = table["label"].to_numpy()
+    subjects = groups
     tests, fold_splitter = _group_folds(labels, subjects, k)
     everything = np.arange(len(table))
     folds, val_splitters = [], set()
@@ -121,8 +133,21 @@ def subject_kfold(table: pd.DataFrame, val_fraction: float, k: int) -> tuple[lis
     return folds, procedure
 
 
-def official_folds(table: pd.DataFrame, val_fraction: float, k: int) -> tuple[list[Fold], dict]:
+def subject_kfold(table: pd.DataFrame, ctx: Context) -> tuple[list[Fold], dict]:
+    """k subject-disjoint folds; validation subjects come from the training folds."""
+    folds, procedure = _grouped_kfold(table, table["subject"].astype(str).to_numpy(), ctx)
+    return folds, dict(procedure, group="subject")
+
+
+def photo_kfold(table: pd.DataFrame, ctx: Context) -> tuple[list[Fold], dict]:
+    """k photo-disjoint folds: every face of one image file (ExpW's several labelled faces per photo) on one side."""
+    folds, procedure = _grouped_kfold(table, table["path"].astype(str).to_numpy(), ctx)
+    return folds, dict(procedure, group="image file (all faces of one photo)")
+
+
+def official_folds(table: pd.DataFrame, ctx: Context) -> tuple[list[Fold], dict]:
     """Fold i tests the samples of the i-th official fold; validation is a stratified slice of the other folds."""
+    val_fraction = ctx.val_fraction
     fold, labels = table["fold"].astype("Int64").to_numpy(dtype=int), table["label"].to_numpy()
     values = sorted({int(value) for value in fold})
     folds = []
@@ -132,19 +157,70 @@ def official_folds(table: pd.DataFrame, val_fraction: float, k: int) -> tuple[li
     return folds, dict(fold_values=values, val_fraction=val_fraction, val_seed=SPLIT_SEED)
 
 
-def crossval_compat(table: pd.DataFrame, val_fraction: float, k: int) -> tuple[list[Fold], dict]:
-    """FER-crossval's procedure, reproduced index for index: pooled, unstratified, overlapping test sets."""
-    splitter = ShuffleSplit(
-        n_splits=CROSSVAL["n_splits"], test_size=CROSSVAL["test_size"], random_state=CROSSVAL["random_state"]
+def _crossval_variant(ctx: Context) -> str:
+    return fer_crossval.variant(ctx.model, ctx.dataset)
+
+
+def crossval_compat(table: pd.DataFrame, ctx: Context) -> tuple[list[Fold], dict]:
+    """FER-crossval's procedure, reproduced index for index: pooled, unstratified, overlapping test sets, with
+    the validation rule of the model's own FER-crossval script on this dataset (see harness/data/fer_crossval.py)."""
+    variant = _crossval_variant(ctx)
+    folds = [
+        Fold(train=_sorted(train), val=_sorted(val), test=_sorted(test))
+        for train, val, test in fer_crossval.draw(len(table), variant)
+    ]
+    procedure = dict(
+        variant=variant, rule=fer_crossval.VARIANTS[variant], iterations=fer_crossval.ITERATIONS,
+        script=fer_crossval.script(ctx.model, ctx.dataset), layout=table.attrs.get("layout"),
     )
-    folds = []
-    for iteration, (train_val, test) in enumerate(splitter.split(np.zeros((len(table), 1)))):
-        train, val = train_test_split(train_val, test_size=CROSSVAL["val_size"], random_state=iteration)
-        folds.append(Fold(train=_sorted(train), val=_sorted(val), test=_sorted(test)))
-    return folds, dict(CROSSVAL, val_random_state="iteration")
+    return folds, procedure
 
 
-def _needs_split(table: pd.DataFrame, k: int) -> str | None:
+def _formula_folds(name: str):
+    formula = FORMULAS[name]
+
+    def make(table: pd.DataFrame, ctx: Context) -> tuple[list[Fold], dict]:
+        """The upstream's test blocks mapped to table rows; validation is a stratified slice of the rest."""
+        order = formula.order(table)
+        sizes = [len(rows) for rows in order]
+        numbering = [row for rows in order for row in rows]
+        labels, folds, tested = table["label"].to_numpy(), [], np.zeros(len(table), dtype=int)
+        for fold in range(1, formula.folds + 1):
+            test = sorted({numbering[p] for p in formula.test_positions(sizes, fold)})
+            tested[test] += 1
+            rest = np.setdiff1d(np.arange(len(table)), test)
+            train, val = _carve_validation(rest, labels, ctx.val_fraction)
+            folds.append(Fold(train=train, val=val, test=test))
+        procedure = dict(
+            source=formula.source, class_order=list(formula.classes), blocks=list(formula.blocks),
+            class_sizes=sizes, upstream_class_sizes=list(formula.class_sizes),
+            sizes_match_upstream=tuple(sizes) == formula.class_sizes, file_order=formula.file_order,
+            test_predictions=int(tested.sum()), tested_once=int((tested == 1).sum()),
+            tested_twice_or_more=int((tested > 1).sum()), never_tested=int((tested == 0).sum()),
+            val_fraction=ctx.val_fraction, val_seed=SPLIT_SEED, overlapping=True,
+        )
+        return folds, procedure
+
+    def unfit(table: pd.DataFrame, ctx: Context) -> str | None:
+        if ctx.dataset and ctx.dataset != formula.dataset:
+            return f"is {formula.dataset}'s upstream fold formula and does not apply to '{ctx.dataset}'"
+        return formula.unfit(table)
+
+    return make, unfit
+
+
+def _needs_crossval_layout(table: pd.DataFrame, ctx: Context) -> str | None:
+    if len(table) < 5:
+        return f"needs at least 5 samples, and it has {len(table)}"
+    layout = table.attrs.get("layout")
+    if layout is not None and layout not in fer_crossval.LAYOUTS.values():
+        own = ", ".join(f"{d}: {lay}" for d, lay in fer_crossval.LAYOUTS.items())
+        return (f"reproduces FER-crossval's indices, which name images only in its own label files ({own}); "
+                f"this folder is layout '{layout}'")
+    return None
+
+
+def _needs_split(table: pd.DataFrame, ctx: Context) -> str | None:
     counts = table["split"].value_counts() if "split" in table else pd.Series(dtype=int)
     n_train, n_test = int(counts.get("train", 0)), int(counts.get("test", 0))
     if not n_train or not n_test:
@@ -152,7 +228,8 @@ def _needs_split(table: pd.DataFrame, k: int) -> str | None:
     return None
 
 
-def _needs_subjects(table: pd.DataFrame, k: int) -> str | None:
+def _needs_subjects(table: pd.DataFrame, ctx: Context) -> str | None:
+    k = ctx.k
     missing = int(table["subject"].isna().sum()) if "subject" in table else len(table)
     if missing:
         return f"needs a subject id for every sample, and {missing} of {len(table)} have none"
@@ -162,7 +239,7 @@ def _needs_subjects(table: pd.DataFrame, k: int) -> str | None:
     return None
 
 
-def _needs_folds(table: pd.DataFrame, k: int) -> str | None:
+def _needs_folds(table: pd.DataFrame, ctx: Context) -> str | None:
     missing = int(table["fold"].isna().sum()) if "fold" in table else len(table)
     if missing:
         return f"needs an official fold for every sample (column 'fold'), and {missing} of {len(table)} have none"
@@ -171,25 +248,33 @@ def _needs_folds(table: pd.DataFrame, k: int) -> str | None:
     return None
 
 
-def _needs_samples(table: pd.DataFrame, k: int) -> str | None:
-    return None if len(table) >= 3 else f"needs at least 3 samples, and it has {len(table)}"
+def _needs_photos(table: pd.DataFrame, ctx: Context) -> str | None:
+    n_photos = table["path"].nunique()
+    if n_photos < ctx.k:
+        return f"needs at least {ctx.k} image files for {ctx.k} folds, and it has {n_photos}"
+    return None
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a protocol draws its folds, what it needs from the table, and which parameters shape its folds."""
+    """How a protocol draws its folds, what it needs from the table, and which parameters shape its folds.
+    `variant` names a model-dependent way of drawing (crossval-compat's), part of the split file's name."""
 
-    make: Callable[[pd.DataFrame, float, int], tuple[list[Fold], dict]]
-    unfit: Callable[[pd.DataFrame, int], str | None]
+    make: Callable[[pd.DataFrame, Context], tuple[list[Fold], dict]]
+    unfit: Callable[[pd.DataFrame, Context], str | None]
     uses_k: bool
     uses_val_fraction: bool
+    variant: Callable[[Context], str] | None = None
 
 
 PROTOCOLS = {
     "official": Protocol(official, _needs_split, uses_k=False, uses_val_fraction=True),
     "official-folds": Protocol(official_folds, _needs_folds, uses_k=False, uses_val_fraction=True),
     "subject-kfold": Protocol(subject_kfold, _needs_subjects, uses_k=True, uses_val_fraction=True),
-    "crossval-compat": Protocol(crossval_compat, _needs_samples, uses_k=False, uses_val_fraction=False),
+    "photo-kfold": Protocol(photo_kfold, _needs_photos, uses_k=True, uses_val_fraction=True),
+    "crossval-compat": Protocol(crossval_compat, _needs_crossval_layout, uses_k=False, uses_val_fraction=False,
+                                variant=_crossval_variant),
+    **{name: Protocol(*_formula_folds(name), uses_k=False, uses_val_fraction=True) for name in FORMULAS},
 }
 
 
@@ -199,33 +284,44 @@ def _protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def _draw(table: pd.DataFrame, name: str, val_fraction: float, k: int, dataset: str) -> tuple[list[Fold], dict]:
+def _draw(table: pd.DataFrame, name: str, ctx: Context) -> tuple[list[Fold], dict]:
     protocol = _protocol(name)
     try:
-        reason = protocol.unfit(table, k)
+        reason = protocol.unfit(table, ctx)
         if reason is None:
-            return protocol.make(table, val_fraction, k)
+            return protocol.make(table, ctx)
     except _Unfit as err:
         reason = str(err)
-    others = [other for other, p in PROTOCOLS.items() if other != name and p.unfit(table, k) is None]
+    others = [other for other, p in PROTOCOLS.items() if other != name and p.unfit(table, ctx) is None]
+    dataset = ctx.dataset
     where = f"dataset '{dataset}'" if dataset else "the table"
     hint = f"; try --protocol {' or '.join(others)}" if others else ""
     raise FerbenchError(f"{where}: protocol '{name}' {reason}{hint}", exit_code=2)
 
 
 def make_folds(
-    table: pd.DataFrame, protocol: str, val_fraction: float, folds: int = 10, dataset: str = ""
+    table: pd.DataFrame, protocol: str, val_fraction: float, folds: int = 10, dataset: str = "", model: str = ""
 ) -> list[Fold]:
-    """The folds of `protocol` over `table`; `folds` is k for subject-kfold, `dataset` names it in errors."""
-    return _draw(table, protocol, val_fraction, folds, dataset)[0]
+    """The folds of `protocol` over `table`; `folds` is k for the k-fold protocols, `dataset` names it in errors
+    (and picks crossval-compat's variant, with `model`)."""
+    return _draw(table, protocol, Context(val_fraction, folds, dataset, model))[0]
+
+
+def split_variant(protocol: str, dataset: str, model: str) -> str | None:
+    """The model-dependent variant a protocol draws for (dataset, model), or None for protocols without one."""
+    spec = _protocol(protocol)
+    return spec.variant(Context(0.0, dataset=dataset, model=model)) if spec.variant else None
 
 
 def splits_path(
-    results_dir: Path, dataset: str, protocol: str, manifest: str, val_fraction: float, folds: int = 10
+    results_dir: Path, dataset: str, protocol: str, manifest: str, val_fraction: float, folds: int = 10,
+    model: str = "",
 ) -> Path:
-    """One file per set of parameters that shapes the folds: a changed manifest, k or val fraction gets a new one."""
+    """One file per set of parameters that shapes the folds: a changed manifest, k, val fraction or split variant
+    gets a new one."""
     spec = _protocol(protocol)
-    parts = [protocol, f"k{folds}" if spec.uses_k else "", f"val{val_fraction:g}" if spec.uses_val_fraction else ""]
+    parts = [protocol, split_variant(protocol, dataset, model) or "", f"k{folds}" if spec.uses_k else "",
+             f"val{val_fraction:g}" if spec.uses_val_fraction else ""]
     return results_dir / "splits" / dataset / f"{'-'.join(filter(None, [*parts, manifest[:16]]))}.json"
 
 
@@ -267,12 +363,16 @@ def saved_folds(
     manifest: str,
     val_fraction: float,
     folds: int = 10,
+    model: str = "",
 ) -> tuple[Path, list[Fold]]:
-    """Draw the folds once per (dataset, protocol, manifest, parameters) and reuse the saved file afterwards."""
-    path = splits_path(results_dir, dataset, protocol, manifest, val_fraction, folds)
-    if path.is_file():
+    """Draw the folds once per (dataset, protocol, manifest, parameters) and reuse the saved file afterwards.
+    A saved file is reused only if the protocol still accepts the table (crossval-compat's layout check)."""
+    ctx = Context(val_fraction, folds, dataset, model)
+    path = splits_path(results_dir, dataset, protocol, manifest, val_fraction, folds, model)
+    reason = _protocol(protocol).unfit(table, ctx)
+    if path.is_file() and reason is None:
         return path, _read_saved(path, table, manifest)
-    drawn, procedure = _draw(table, protocol, val_fraction, folds, dataset)
+    drawn, procedure = _draw(table, protocol, ctx)
     write_json_atomic(
         path,
         dict(

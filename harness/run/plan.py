@@ -107,7 +107,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     source = resolve(dataset, root, aligned)
     splits_file, folds = saved_folds(
         source.table, paths.results, dataset.name, protocol, source.manifest, cfg.defaults.val_fraction,
-        folds=dataset.folds,
+        folds=dataset.folds, model=model.name,
     )
 
     upstream = cfg.upstream(model.upstream) if model.upstream else None

@@ -121,7 +121,8 @@ def run(job: dict) -> None:
     root, table, manifest = source.root, source.table, source.manifest
     if manifest != job["manifest"] or (source.aligned or "")[:16] != (spec.aligned or "")[-16:]:
         raise FerbenchError(f"{root}: the dataset changed since the run was planned (manifest {manifest[:12]}); run again")
-    fold = read_json(Path(job["splits_file"]))["folds"][spec.fold]
+    saved_splits = read_json(Path(job["splits_file"]))
+    fold = saved_splits["folds"][spec.fold]
 
     data, cache_path = load_splits(Path(job["results_dir"]), dataset_cfg, root, table, manifest, fold, spec.classes,
                                    spec.input_size)
@@ -182,6 +183,7 @@ def run(job: dict) -> None:
         aligned_dir=job["aligned_dir"],
         aligned_manifest=source.aligned,
         splits_file=job["splits_file"],
+        split_variant=saved_splits.get("procedure", {}).get("variant"),
         image_cache=str(cache_path),
     )
     write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"]))

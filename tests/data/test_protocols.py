@@ -13,7 +13,8 @@ import pytest
 import sklearn
 from sklearn.model_selection import ShuffleSplit, train_test_split
 
-from harness.data.protocols import PROTOCOLS, Fold, make_folds, saved_folds, splits_path
+from harness.data.fold_formulas import FORMULAS
+from harness.data.protocols import Fold, make_folds, saved_folds, splits_path
 from harness.errors import FerbenchError
 from tests.conftest import SHARED
 
@@ -84,7 +85,7 @@ def test_official_without_a_split_names_the_dataset_and_suggests_protocols_that_
     message = str(err.value)
     assert err.value.exit_code == 2 and "\n" not in message
     assert message.startswith("dataset 'kmufed': protocol 'official' needs an official train/test split")
-    assert message.endswith("try --protocol subject-kfold or crossval-compat")
+    assert message.endswith("try --protocol subject-kfold or photo-kfold or crossval-compat")
 
 
 # subject-kfold
@@ -132,7 +133,7 @@ def test_subject_kfold_without_subject_ids_is_a_one_line_error_naming_the_datase
     assert err.value.exit_code == 2
     assert str(err.value) == (
         f"dataset 'rafdb': protocol 'subject-kfold' needs a subject id for every sample, and {len(table)} of "
-        f"{len(table)} have none; try --protocol official or crossval-compat"
+        f"{len(table)} have none; try --protocol official or photo-kfold or crossval-compat"
     )
 
 
@@ -162,7 +163,7 @@ def test_official_folds_need_a_fold_for_every_sample():
     with pytest.raises(FerbenchError, match=r"needs an official fold for every sample \(column 'fold'\)") as err:
         make_folds(make_table(), "official-folds", 0.1, dataset="rafdb")
     assert err.value.exit_code == 2
-    assert "try --protocol subject-kfold or crossval-compat" in str(err.value)
+    assert "try --protocol subject-kfold or photo-kfold or crossval-compat" in str(err.value)
 
 
 # crossval-compat
@@ -188,6 +189,100 @@ def test_crossval_compat_ignores_the_official_split():
     assert make_folds(with_split(make_table(n_subjects=17)), "crossval-compat", 0.1) == pooled
 
 
+def test_crossval_compat_draws_the_variant_of_the_models_script_and_records_it(tmp_path):
+    table = make_table(n_subjects=17)  # 102 rows: int(0.2·N) = 20 differs from ShuffleSplit's ceil(0.2·N) = 21
+    dan = make_folds(table, "crossval-compat", 0.1, dataset="ckplus", model="dan")
+    assert [(len(f.train), len(f.val), len(f.test)) for f in dan] == [(62, 20, 20)] * 10
+    adadf = make_folds(table, "crossval-compat", 0.1, dataset="rafdb", model="adadf")
+    assert [(len(f.train), len(f.val), len(f.test)) for f in adadf] == [(64, 17, 21)] * 10
+    assert make_folds(table, "crossval-compat", 0.1, dataset="rafdb", model="dan") == make_folds(table, "crossval-compat", 0.1)
+    path, _ = saved_folds(table, tmp_path, "ckplus", "crossval-compat", MANIFEST, 0.1, model="dan")
+    procedure = json.loads(path.read_text())["procedure"]
+    assert procedure["variant"] == "dan-tail" and procedure["script"] == "DAN/dan_ckplus_crossval.py"
+
+
+@pytest.mark.parametrize("layout", ["ckplus-folders", "expw", "kmufed", "split-folders"])
+def test_crossval_compat_refuses_layouts_other_than_fer_crossvals_label_files(layout):
+    table = make_table(n_subjects=17)
+    table.attrs["layout"] = layout
+    with pytest.raises(FerbenchError) as err:
+        make_folds(table, "crossval-compat", 0.1, dataset="ckplus", model="dan")
+    message = str(err.value)
+    assert "\n" not in message and err.value.exit_code == 2
+    assert message.startswith("dataset 'ckplus': protocol 'crossval-compat' reproduces FER-crossval's indices, "
+                              "which name images only in its own label files (ckplus: ckplus-crossval")
+    assert f"this folder is layout '{layout}'" in message
+    table.attrs["layout"] = "ckplus-crossval"
+    assert len(make_folds(table, "crossval-compat", 0.1, dataset="ckplus", model="dan")) == 10
+
+
+# photo-kfold
+
+
+def multi_face_table(n_photos: int = 60) -> pd.DataFrame:
+    """ExpW-like rows: photo p holds 1 + p % 3 labelled faces, each its own row with the photo's path."""
+    rows = []
+    for p in range(n_photos):
+        for face in range(1 + p % 3):
+            label = CLASSES[(p + face) % len(CLASSES)]
+            rows.append(dict(path=f"image/origin/photo_{p:03d}.jpg", label=label, native_label=label, subject=None,
+                             sequence=None, split=None, fold=None, box=(0, 20 * face, 10, 20 * face + 10),
+                             face_id=face, frames=None))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_photo_kfold_keeps_every_face_of_a_photo_on_one_side_and_tests_each_face_once():
+    table = multi_face_table()
+    folds = make_folds(table, "photo-kfold", 0.1, folds=5, dataset="expw")
+    assert sorted(i for fold in folds for i in fold.test) == list(range(len(table)))
+    for fold in folds:
+        check_disjoint(fold, len(table))
+        train, val, test = (set(table["path"].iloc[part]) for part in (fold.train, fold.val, fold.test))
+        assert val and not (train & val) and not (train & test) and not (val & test)
+        assert set(table["label"].iloc[fold.test]) == set(CLASSES)
+    assert make_folds(table, "photo-kfold", 0.1, folds=5) == folds
+
+
+# upstream fold formulas
+
+
+def formula_table(formula_name: str) -> pd.DataFrame:
+    """A class-folder table with the upstream copy's class sizes, rows deliberately not in upstream order."""
+    formula = FORMULAS[formula_name]
+    rows = []
+    for label, size in zip(reversed(formula.classes), reversed(formula.class_sizes)):
+        for i in reversed(range(size)):
+            rows.append(dict(path=f"{label}/img_{i:04d}.png", label=label, native_label=label, subject=None,
+                             sequence=None, split=None, fold=None, box=None, face_id=None, frames=None))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+def test_fold_formula_tests_the_upstream_blocks_mapped_by_path_and_counts_the_overlap(tmp_path, name):
+    formula, table = FORMULAS[name], formula_table(name)
+    path, folds = saved_folds(table, tmp_path, formula.dataset, name, MANIFEST, 0.1)
+    upstream_order = [f"{c}/img_{i:04d}.png" for c, size in zip(formula.classes, formula.class_sizes) for i in range(size)]
+    starts = [sum(formula.class_sizes[:c]) for c in range(len(formula.classes) + 1)]
+    for number, fold in enumerate(folds, start=1):
+        if number < 10:
+            expected = {starts[c] + (number - 1) * b + k for c, b in enumerate(formula.blocks) for k in range(b)}
+        else:
+            expected = {starts[c + 1] - 1 - k for c, b in enumerate(formula.blocks) for k in range(b)}
+        assert set(table["path"].iloc[fold.test]) == {upstream_order[p] for p in expected}
+        assert sorted(fold.train + fold.val) == sorted(set(range(len(table))) - set(fold.test))
+    procedure = json.loads(path.read_text())["procedure"]
+    assert procedure["test_predictions"] == 10 * sum(formula.blocks) == sum(len(f.test) for f in folds)
+    tested = pd.Series([i for f in folds for i in f.test]).value_counts()
+    assert procedure["tested_twice_or_more"] == int((tested > 1).sum()) > 0
+    assert procedure["never_tested"] == len(table) - len(tested) > 0
+    assert procedure["sizes_match_upstream"] is True
+
+
+def test_fold_formula_applies_only_to_its_dataset():
+    with pytest.raises(FerbenchError, match="'clivp-folds' is kmufed's upstream fold formula and does not apply to 'ckplus'"):
+        make_folds(formula_table("clivp-folds"), "clivp-folds", 0.1, dataset="ckplus")
+
+
 # protocol names
 
 
@@ -195,8 +290,10 @@ def test_unknown_protocol_lists_the_valid_names():
     with pytest.raises(FerbenchError) as err:
         make_folds(make_table(), "random-split", 0.1)
     assert err.value.exit_code == 2
-    assert str(err.value) == "unknown protocol 'random-split'; valid: official, official-folds, subject-kfold, crossval-compat"
-    assert set(PROTOCOLS) == {"official", "official-folds", "subject-kfold", "crossval-compat"}
+    assert str(err.value) == (
+        "unknown protocol 'random-split'; valid: official, official-folds, subject-kfold, photo-kfold, "
+        "crossval-compat, fer-pytorch-folds, clivp-folds"
+    )
 
 
 # saved split files
@@ -231,7 +328,10 @@ def test_split_file_names_carry_only_the_parameters_that_shape_the_folds(tmp_pat
     hash16 = MANIFEST[:16]
     assert splits_path(tmp_path, "d", "official", MANIFEST, 0.1, folds=7).name == f"official-val0.1-{hash16}.json"
     assert splits_path(tmp_path, "d", "official-folds", MANIFEST, 0.2).name == f"official-folds-val0.2-{hash16}.json"
-    assert splits_path(tmp_path, "d", "crossval-compat", MANIFEST, 0.2).name == f"crossval-compat-{hash16}.json"
+    assert splits_path(tmp_path, "d", "crossval-compat", MANIFEST, 0.2).name == f"crossval-compat-standard-{hash16}.json"
+    assert (splits_path(tmp_path, "ckplus", "crossval-compat", MANIFEST, 0.2, model="dan").name
+            == f"crossval-compat-dan-tail-{hash16}.json")
+    assert splits_path(tmp_path, "d", "photo-kfold", MANIFEST, 0.1, folds=5).name == f"photo-kfold-k5-val0.1-{hash16}.json"
 
 
 def test_a_saved_file_that_does_not_fit_the_table_is_a_clear_error(tmp_path):
