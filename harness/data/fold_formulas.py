@@ -74,8 +74,8 @@ FORMULAS = {
         blocks=(12, 18, 9, 21, 9, 24, 6),
         folds=10,
         file_order="name",
-        source="WuJie1010/Facial-Expression-Recognition.Pytorch@fefe665: preprocess_CK+.py:29-75 (class order, "
-               "files sorted per class folder), CK.py:27-41 (sum_number, test_number, fold formula)",
+        source="WuJie1010/Facial-Expression-Recognition.Pytorch@fefe665: preprocess_CK+.py:29-77 (class order, "
+               "files sorted per class folder), CK.py:30-41 (sum_number, test_number, fold formula)",
         description="WuJie1010's CK+ 10-fold (mainpro_CK+.py --fold 1..10): 99 test images per fold, 990 test "
                     "predictions over 10 folds; folds overlap and some images are never tested; not subject-disjoint",
     ),
@@ -86,8 +86,8 @@ FORMULAS = {
         blocks=(19, 12, 20, 21, 18, 20),
         folds=10,
         file_order="name",
-        source="Ibtissam-SAADI/CLIVP-FER@4ea0eca: formatdescription.py:6-17 (class order anger … surprise, files "
-               "as os.listdir lists them: by name on the Windows NTFS it ran on), preprocess_KMUFED.py:17-28 "
+        source="Ibtissam-SAADI/CLIVP-FER@4ea0eca: formatdescription.py:6-19 (class order anger … surprise, files "
+               "as os.listdir lists them: by name on the Windows NTFS it ran on), preprocess_KMUFED.py:19-31 "
                "(sum_number, test_number, fold formula)",
         description="CLIVP-FER's KMU-FED 10-fold (10fold_train.py → CLIP_KMU.py --fold 1..10): 110 test images "
                     "per fold, 1,100 test predictions; folds overlap and some images are never tested; not "
