@@ -147,7 +147,8 @@ class Published(_Record):
 
     model: str = Field(min_length=1)
     dataset: str
-    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "uar", "war"]
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "uar", "war", "pooled_accuracy"]
+    """`pooled_accuracy`: correct over all test predictions of all folds (WuJie1010's CK+ figure), not a mean."""
     protocol: str = Field(min_length=1)
     """The split the paper used, in ferbench's protocol names where one fits (`official`), else free text."""
     selection: str = Field(min_length=1)

@@ -50,6 +50,7 @@ def _row(folder: Path, video_datasets: frozenset[str]) -> dict:
     env = read_json(env_file) if env_file.is_file() else {}
     return dict(
         splits=config.get("splits", ""),
+        split_variant=env.get("split_variant") or "",
         finished=read_json(folder / MARKER).get("finished", ""),
         protocol=config["protocol"],
         dataset=_dataset_label(config),
@@ -165,6 +166,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         recipe=("recipe", "first"),
         selection=("selection", lambda s: ", ".join(sorted(set(s)))),
         test_label_input=("test_label_input", "any"),
+        split_variant=("split_variant", lambda s: ", ".join(sorted(set(s)))),
         **{f"{m}_mean": (m, "mean") for m in METRICS},
         **{f"{m}_std": (m, lambda s: s.std(ddof=1)) for m in METRICS},
         **{f"{m}_pstd": (m, lambda s: s.std(ddof=0)) for m in METRICS},

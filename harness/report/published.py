@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.config import Published, Reference
+from harness.data.protocols import split_variant
 from harness.report import metrics as metric_names
 
 
@@ -58,6 +59,8 @@ class ReferenceTable:
     models: list[str]
     rows: list[tuple[str, list[ReferenceCell | None]]]
     reference: Reference
+    excluded: tuple[str, ...] = ()
+    """Cells left out because their runs drew another split variant than the reference's script did."""
 
 
 def protocol_note(record: Published, cell) -> str:
@@ -77,6 +80,12 @@ def protocol_note(record: Published, cell) -> str:
     if record.note:
         parts.append(record.note)
     return "; ".join(parts)
+
+
+def _variant_matches(protocol: str, cell) -> bool:
+    """A reference cell compares only with runs on the split variant of the reference's own script."""
+    expected = split_variant(protocol, cell.dataset_name, cell.model_name) if protocol == cell.protocol else None
+    return expected is None or cell.split_variant == expected
 
 
 def paper_rows(cells: pd.DataFrame, published: tuple[Published, ...], metrics: tuple[str, ...]) -> list[PaperRow]:
@@ -109,7 +118,14 @@ def reference_tables(cells: pd.DataFrame, references: dict[str, Reference], metr
         ddof_column = "pstd" if reference.std == "population" else "std"
         for metric in metrics:
             table = reference.table(metric)
-            mine = cells[[(r.dataset_name in table and r.model_name in table[r.dataset_name]) for r in cells.itertuples()]]
+            listed = cells[[(r.dataset_name in table and r.model_name in table[r.dataset_name]) for r in cells.itertuples()]]
+            same = [_variant_matches(reference.protocol, r) for r in listed.itertuples()]
+            mine = listed[same]
+            excluded = tuple(
+                f"{r.model} on {r.dataset} (ours {r.split_variant or 'unrecorded'}, "
+                f"reference {split_variant(reference.protocol, r.dataset_name, r.model_name)})"
+                for r, ok in zip(listed.itertuples(), same) if not ok
+            )
             if mine.empty:
                 continue
             models = sorted(mine["model"].unique())
@@ -127,5 +143,5 @@ def reference_tables(cells: pd.DataFrame, references: dict[str, Reference], metr
                     row.append(ReferenceCell(ours=ours, mean=ref_mean, std=ref_std))
                 rows.append((dataset, row))
             title = f"{metric_names.title(metric, False)} against {name}"
-            tables.append(ReferenceTable(name, metric, title, models, rows, reference))
+            tables.append(ReferenceTable(name, metric, title, models, rows, reference, excluded))
     return tables

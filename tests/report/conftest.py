@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.data.protocols import split_variant
 from harness.run import store
 
 CLASSES = ["anger", "happy", "neutral"]
@@ -95,7 +96,7 @@ def history(acc: float, bacc: float, epochs: int = 4) -> list[dict]:
 
 
 def fake_run(results: Path, dataset, model, repeat, requested, acc, bacc, pretrained=False, splits="s1",
-             finished="1", protocol="official", seed=None, recipe="upstream"):
+             finished="1", protocol="official", seed=None, recipe="upstream", split_variant=None):
     """A complete run folder as `harness/run/worker.py` writes it (the fields the report reads)."""
     seed = repeat if seed is None else seed
     run_id = f"{protocol}{dataset}{model}{repeat}{splits}{recipe}"
@@ -112,7 +113,7 @@ def fake_run(results: Path, dataset, model, repeat, requested, acc, bacc, pretra
                   history=history(acc, bacc), stages={},
                   selection_rule="best val_balanced_accuracy (validation, 30 samples); ties keep the earlier epoch")
     env = dict(ferbench_version="0.1.0", ferbench_git_sha="0123456789abcdef" * 2 + "01234567", ferbench_git_dirty=False,
-               upstream_head=commit, device_name="Test CPU", torch="2.5.0")
+               upstream_head=commit, device_name="Test CPU", torch="2.5.0", split_variant=split_variant)
     store.write_json_atomic(folder / "config.json", config)
     store.write_json_atomic(folder / "result.json", result)
     store.write_json_atomic(folder / "env.json", env)
@@ -126,7 +127,9 @@ def results(tmp_path) -> Path:
     root = tmp_path / "results"
     for protocol, dataset, model, requested, accs, baccs in FIXTURE:
         for repeat, (acc, bacc) in enumerate(zip(accs, baccs)):
-            fake_run(root, dataset, model, repeat, requested, acc, bacc, pretrained=(model == "dan"), protocol=protocol)
+            variant = split_variant(protocol, dataset, model)
+            fake_run(root, dataset, model, repeat, requested, acc, bacc, pretrained=(model == "dan"), protocol=protocol,
+                     split_variant=variant)
     incomplete = store.run_dir(root, "rafdb", "dan", "official", "killed")
     incomplete.mkdir(parents=True)
     (incomplete / "result.json").write_text('{"accuracy": 0.0}')

@@ -160,6 +160,22 @@ def test_filters_and_video_metric_names(results, registry, capsys, monkeypatch):
     assert "| ckplus | 0.980 ± 0.010 vs 0.993 ± 0.008 (-0.013) |" in out  # population std, like the reference
 
 
+def test_reference_cells_compare_only_with_runs_on_the_reference_scripts_split_variant(tmp_path):
+    results = tmp_path / "results"
+    for repeat, acc in enumerate([0.99, 0.97]):  # DAN's FER-crossval CK+ script draws `dan-tail`, not `standard`
+        fake_run(results, "ckplus", "dan", repeat, 2, acc, acc, protocol="crossval-compat", split_variant="standard")
+    [section] = report_of(results).sections
+    assert section.references == []
+    for repeat, acc in enumerate([0.99, 0.97]):
+        fake_run(results, "ckplus", "poster", repeat, 2, acc, acc, protocol="crossval-compat", split_variant="standard")
+    [section] = report_of(results).sections
+    accuracy = section.references[0]
+    assert accuracy.models == ["poster"]
+    assert accuracy.excluded == ("dan on ckplus (ours standard, reference dan-tail)",)
+    assert "Not compared (another split variant than the reference's script): dan on ckplus" in render_markdown(
+        report_of(results))
+
+
 def test_paper_comparison_names_every_difference(results):
     rows = report_of(results).sections[0].papers
     assert [(r.model, r.dataset, r.metric, r.paper) for r in rows] == [("dan", "rafdb", "Accuracy", 0.897)]
