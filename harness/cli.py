@@ -346,6 +346,58 @@ def datasets_check(
     raise typer.Exit(1)
 
 
+@app.command()
+def audit(
+    dataset: str = typer.Argument(..., metavar="DATASET", help="Dataset name from benchmark.toml."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="PROTOCOL", help="Split protocol (default: the dataset's)."),
+    model: str = typer.Option("", "--model", metavar="MODEL", help="Model whose FER-crossval split variant crossval-compat draws."),
+    dataset_dir: Optional[Path] = typer.Option(None, "--dataset-dir", metavar="DIR", help="Audit this folder instead of <data-root>/DATASET."),
+) -> None:
+    """Leakage between the train, validation and test sides of a protocol's saved folds: byte-identical images,
+    near-duplicates (dHash), the same subject, sequence or photo on two sides, and conflicting labels.
+    Draws and saves the split first if no run has. Exits 1 when the protocol leaks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from harness.data.audit import audit as run_audit, summary_table
+    from harness.data.saved_splits import saved_split
+
+    split = saved_split(State.config(), State.paths, dataset, protocol, model, dataset_dir)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(f"hashing {split.dataset}", total=len(split.table))
+        result = run_audit(split.dataset, split.protocol, split.file, split.root, split.table, split.folds,
+                           progress=lambda done, total: progress.update(task, completed=done))
+    console = Console()
+    console.print(f"{split.dataset}: {split.root}; splits {split.file}", markup=False, highlight=False, soft_wrap=True)
+    console.print(summary_table(result))
+    for finding in result.findings:
+        for example in finding.examples:
+            console.print(f"{finding.check}: {example}", markup=False, highlight=False, soft_wrap=True)
+    verdict = "leaks" if result.leaks else "does not leak"
+    console.print(f"protocol {split.protocol} on {split.dataset} {verdict}.", markup=False, highlight=False)
+    if result.leaks:
+        raise typer.Exit(1)
+
+
+splits_app = typer.Typer(help="Saved splits: export them to share and reuse.")
+app.add_typer(splits_app, name="splits")
+
+
+@splits_app.command("export")
+def splits_export(
+    dataset: str = typer.Argument(..., metavar="DATASET", help="Dataset name from benchmark.toml."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="PROTOCOL", help="Split protocol (default: the dataset's)."),
+    model: str = typer.Option("", "--model", metavar="MODEL", help="Model whose FER-crossval split variant crossval-compat draws."),
+    dataset_dir: Optional[Path] = typer.Option(None, "--dataset-dir", metavar="DIR", help="Use this folder instead of <data-root>/DATASET."),
+) -> None:
+    """The saved split as CSV on stdout, columns fold,split,row,path: fold 0-based; split train, val or test; row
+    the 0-based table row (a label file's data-row order); path relative to the dataset root."""
+    from harness.data.saved_splits import saved_split
+    from harness.data.splits_export import export_csv
+
+    sys.stdout.write(export_csv(saved_split(State.config(), State.paths, dataset, protocol, model, dataset_dir)))
+
+
 @app.command("weights")
 def weights_() -> None:
     """Every pretrained weight file in the registry: present, missing or checksum mismatch. Exits 1 unless all are present."""

@@ -185,11 +185,18 @@ def _formula_folds(name: str):
         sizes = [len(rows) for rows in order]
         numbering = [row for rows in order for row in rows]
         labels, folds, tested = table["label"].to_numpy(), [], np.zeros(len(table), dtype=int)
+        subjects = table["subject"].astype(str).to_numpy() if table["subject"].notna().all() else None
+        val_splitters = set()
         for fold in range(1, formula.folds + 1):
             test = sorted({numbering[p] for p in formula.test_positions(sizes, fold)})
             tested[test] += 1
             rest = np.setdiff1d(np.arange(len(table)), test)
-            train, val = _carve_validation(rest, labels, ctx.val_fraction)
+            if subjects is not None:  # upstream has no validation; ours at least shares no subject with train
+                train, val, splitter = _carve_subjects(rest, labels, subjects, ctx.val_fraction)
+                val_splitters.add(f"subject groups ({splitter})")
+            else:
+                train, val = _carve_validation(rest, labels, ctx.val_fraction)
+                val_splitters.add("stratified slice (train_test_split)")
             folds.append(Fold(train=train, val=val, test=test))
         procedure = dict(
             source=formula.source, class_order=list(formula.classes), blocks=list(formula.blocks),
@@ -197,7 +204,8 @@ def _formula_folds(name: str):
             sizes_match_upstream=tuple(sizes) == formula.class_sizes, file_order=formula.file_order,
             test_predictions=int(tested.sum()), tested_once=int((tested == 1).sum()),
             tested_twice_or_more=int((tested > 1).sum()), never_tested=int((tested == 0).sum()),
-            val_fraction=ctx.val_fraction, val_seed=SPLIT_SEED, overlapping=True,
+            val_fraction=ctx.val_fraction, val_splitter="/".join(sorted(val_splitters)), val_seed=SPLIT_SEED,
+            overlapping=True,
         )
         return folds, procedure
 
@@ -249,6 +257,10 @@ def _needs_folds(table: pd.DataFrame, ctx: Context) -> str | None:
 
 
 def _needs_photos(table: pd.DataFrame, ctx: Context) -> str | None:
+    missing = int(table["face_id"].isna().sum()) if "face_id" in table else len(table)
+    if missing:
+        return (f"needs the face id of every sample within its photo (column 'face_id', as ExpW's label file "
+                f"gives), and {missing} of {len(table)} have none")
     n_photos = table["path"].nunique()
     if n_photos < ctx.k:
         return f"needs at least {ctx.k} image files for {ctx.k} folds, and it has {n_photos}"

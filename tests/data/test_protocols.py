@@ -85,7 +85,7 @@ def test_official_without_a_split_names_the_dataset_and_suggests_protocols_that_
     message = str(err.value)
     assert err.value.exit_code == 2 and "\n" not in message
     assert message.startswith("dataset 'kmufed': protocol 'official' needs an official train/test split")
-    assert message.endswith("try --protocol subject-kfold or photo-kfold or crossval-compat")
+    assert message.endswith("try --protocol subject-kfold or crossval-compat")
 
 
 # subject-kfold
@@ -133,7 +133,7 @@ def test_subject_kfold_without_subject_ids_is_a_one_line_error_naming_the_datase
     assert err.value.exit_code == 2
     assert str(err.value) == (
         f"dataset 'rafdb': protocol 'subject-kfold' needs a subject id for every sample, and {len(table)} of "
-        f"{len(table)} have none; try --protocol official or photo-kfold or crossval-compat"
+        f"{len(table)} have none; try --protocol official or crossval-compat"
     )
 
 
@@ -163,7 +163,7 @@ def test_official_folds_need_a_fold_for_every_sample():
     with pytest.raises(FerbenchError, match=r"needs an official fold for every sample \(column 'fold'\)") as err:
         make_folds(make_table(), "official-folds", 0.1, dataset="rafdb")
     assert err.value.exit_code == 2
-    assert "try --protocol subject-kfold or photo-kfold or crossval-compat" in str(err.value)
+    assert "try --protocol subject-kfold or crossval-compat" in str(err.value)
 
 
 # crossval-compat
@@ -241,6 +241,8 @@ def test_photo_kfold_keeps_every_face_of_a_photo_on_one_side_and_tests_each_face
         assert val and not (train & val) and not (train & test) and not (val & test)
         assert set(table["label"].iloc[fold.test]) == set(CLASSES)
     assert make_folds(table, "photo-kfold", 0.1, folds=5) == folds
+    with pytest.raises(FerbenchError, match="needs the face id of every sample within its photo"):
+        make_folds(make_table(), "photo-kfold", 0.1, folds=5, dataset="ckplus")
 
 
 # upstream fold formulas
