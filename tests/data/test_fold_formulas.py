@@ -117,3 +117,18 @@ def test_formula_tests_the_upstream_test_index_lists_mapped_by_path(tmp_path, na
     for number, fold in enumerate(folds, start=1):
         upstream = [numbering[i] for i in upstream_test_index(folds_file, case["cls"], number)]
         assert sorted(table["path"].iloc[fold.test]) == sorted(upstream)
+
+
+def test_kmufed_default_is_subject_kfold_and_subject_disjoint(tmp_path):
+    """KMU-FED's honest default: 12 drivers, 10 subject-disjoint folds, every image tested once."""
+    dataset = config.load().dataset("kmufed")
+    assert (dataset.protocol, dataset.folds) == ("subject-kfold", 10)
+    sizes = {folder: 24 for folder in KMU_CODES}
+    kmufed_folder(tmp_path / "data", sizes)
+    table = load_table(tmp_path / "data", dataset)
+    assert table["subject"].nunique() == 12
+    _, folds = saved_folds(table, tmp_path / "results", "kmufed", dataset.protocol, "m" * 64, 0.1, folds=dataset.folds)
+    assert sorted(i for fold in folds for i in fold.test) == list(range(len(table)))
+    for fold in folds:
+        train, val, test = (set(table["subject"].iloc[part]) for part in (fold.train, fold.val, fold.test))
+        assert test and val and not (train & test) and not (val & test) and not (train & val)
