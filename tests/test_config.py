@@ -9,7 +9,9 @@ from tests.conftest import TINY_TOML
 def test_repository_registry_loads():
     cfg = config.load()
     assert "baseline" in cfg.models and "synthetic" in cfg.datasets
-    assert len(cfg.upstreams) == 12
+    assert len(cfg.upstreams) == 13
+    reference = cfg.upstreams["fer-crossval"]
+    assert reference.purpose and not any(m.upstream == "fer-crossval" for m in cfg.models.values())
     assert cfg.models["baseline"].recipe.epochs >= 1
     assert cfg.upstreams["dan"].name == "dan"
 

@@ -3,6 +3,7 @@ import pytest
 from harness import config
 from harness.data import vocabulary
 from harness.data.loaders import LAYOUTS
+from harness.data.protocols import PROTOCOLS
 from tests.data import fakes
 
 
@@ -62,9 +63,10 @@ def test_registry_datasets_use_canonical_classes_in_canonical_order_and_known_la
         order = [c for c in vocabulary.CANONICAL if c in dataset.classes]
         assert list(dataset.classes) == order, name
         assert set(dataset.layouts) <= set(LAYOUTS), name
-        assert dataset.protocol in {"official", "subject-kfold", "official-folds", "crossval-compat"}, name
+        assert dataset.protocol in PROTOCOLS, name
     assert cfg.dataset("ckplus").classes == ("happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
     assert cfg.dataset("ckplus").protocol == "subject-kfold" and cfg.dataset("ckplus").folds == 10
+    assert cfg.dataset("expw").protocol == "photo-kfold" and cfg.dataset("expw").folds == 5
     assert len(cfg.dataset("affectnet7").classes) == 7 and "contempt" in cfg.dataset("affectnet8").classes
     assert len(cfg.dataset("kmufed").classes) == 6 and len(cfg.dataset("mafw").classes) == 11
     assert {n for n, d in cfg.datasets.items() if d.video} == {"dfew", "ferv39k", "mafw", "synthetic-video"}
