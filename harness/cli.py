@@ -349,7 +349,7 @@ def datasets_check(
 @app.command()
 def audit(
     dataset: str = typer.Argument(..., metavar="DATASET", help="Dataset name from benchmark.toml."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="PROTOCOL", help="Split protocol (default: the dataset's)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="PROTOCOL", help="Split protocol (default: the dataset's): official, official-folds, subject-kfold, photo-kfold, crossval-compat, fer-pytorch-folds or clivp-folds."),
     model: str = typer.Option("", "--model", metavar="MODEL", help="Model whose FER-crossval split variant crossval-compat draws."),
     dataset_dir: Optional[Path] = typer.Option(None, "--dataset-dir", metavar="DIR", help="Audit this folder instead of <data-root>/DATASET."),
 ) -> None:
@@ -386,7 +386,7 @@ app.add_typer(splits_app, name="splits")
 @splits_app.command("export")
 def splits_export(
     dataset: str = typer.Argument(..., metavar="DATASET", help="Dataset name from benchmark.toml."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="PROTOCOL", help="Split protocol (default: the dataset's)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="PROTOCOL", help="Split protocol (default: the dataset's): official, official-folds, subject-kfold, photo-kfold, crossval-compat, fer-pytorch-folds or clivp-folds."),
     model: str = typer.Option("", "--model", metavar="MODEL", help="Model whose FER-crossval split variant crossval-compat draws."),
     dataset_dir: Optional[Path] = typer.Option(None, "--dataset-dir", metavar="DIR", help="Use this folder instead of <data-root>/DATASET."),
 ) -> None:

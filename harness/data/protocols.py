@@ -1,5 +1,9 @@
 """Protocols turn a dataset table into train/val/test index lists, saved once and shared by every model.
 
+`official`, `official-folds`, `subject-kfold` and `photo-kfold` are ferbench's leak-free protocols;
+`crossval-compat` (FER-crossval, harness/data/fer_crossval.py) and the upstream fold formulas
+(`fer-pytorch-folds`, `clivp-folds`: harness/data/fold_formulas.py) reproduce published splits index for index.
+
 Validation always comes from the training side, so model selection never sees the test set. Every split is
 drawn by scikit-learn with a fixed seed and the drawn indices are saved under the results folder, so every
 model, every repeat and every later scikit-learn version sees the same samples for as long as the dataset's
