@@ -89,7 +89,7 @@ def _group_folds(labels: np.ndarray, groups: np.ndarray, k: int) -> tuple[list[n
 def _carve_subjects(
     indices: np.ndarray, labels: np.ndarray, subjects: np.ndarray, fraction: float
 ) -> tuple[list[int], list[int], str]:
-    """Validation = one of round(1/fraction) stratified subject groups of `indices`, so no subject is in both."""
+    """Validation = one of round(1/fraction) stratified subject (or photo) groups of `indices`, so no group is in both."""
     if fraction <= 0:
         return _sorted(indices), [], "none"
     n_subjects = len(np.unique(subjects[indices]))
@@ -121,12 +121,11 @@ def _grouped_kfold(table: pd.DataFrame, groups: np.ndarray, ctx: Context) -> tup
     """k group-disjoint folds stratified by label; validation groups come from the training folds."""
     val_fraction, k = ctx.val_fraction, ctx.k
     labels = table["label"].to_numpy()
-    subjects = groups
-    tests, fold_splitter = _group_folds(labels, subjects, k)
+    tests, fold_splitter = _group_folds(labels, groups, k)
     everything = np.arange(len(table))
     folds, val_splitters = [], set()
     for test in tests:
-        train, val, val_splitter = _carve_subjects(np.setdiff1d(everything, test), labels, subjects, val_fraction)
+        train, val, val_splitter = _carve_subjects(np.setdiff1d(everything, test), labels, groups, val_fraction)
         folds.append(Fold(train=train, val=val, test=_sorted(test)))
         val_splitters.add(val_splitter)
     procedure = dict(
@@ -184,7 +183,8 @@ def _formula_folds(name: str):
     formula = FORMULAS[name]
 
     def make(table: pd.DataFrame, ctx: Context) -> tuple[list[Fold], dict]:
-        """The upstream's test blocks mapped to table rows; validation is a stratified slice of the rest."""
+        """The upstream's test blocks mapped to table rows by path; validation from the rest, by subject groups
+        where the table has subjects, else a stratified slice."""
         order = formula.order(table)
         sizes = [len(rows) for rows in order]
         numbering = [row for rows in order for row in rows]
