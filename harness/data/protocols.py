@@ -229,6 +229,10 @@ def _needs_crossval_layout(table: pd.DataFrame, ctx: Context) -> str | None:
         own = ", ".join(f"{d}: {lay}" for d, lay in fer_crossval.LAYOUTS.items())
         return (f"reproduces FER-crossval's indices, which name images only in its own label files ({own}); "
                 f"this folder is layout '{layout}'")
+    dropped = [note for note in table.attrs.get("notes", []) if "not among the classes" in note]
+    if dropped:
+        return (f"reproduces FER-crossval's indices, which count every row of its label file, and the table "
+                f"{dropped[0].partition(': ')[2] or dropped[0]}")
     return None
 
 

@@ -214,6 +214,10 @@ def test_crossval_compat_refuses_layouts_other_than_fer_crossvals_label_files(la
     assert f"this folder is layout '{layout}'" in message
     table.attrs["layout"] = "ckplus-crossval"
     assert len(make_folds(table, "crossval-compat", 0.1, dataset="ckplus", model="dan")) == 10
+    table.attrs["notes"] = ["ckplus_labels.csv: left out 2 samples that are not among the classes of 'ckplus': "
+                            "native label '9' ×2"]
+    with pytest.raises(FerbenchError, match="which count every row of its label file, and the table left out 2"):
+        make_folds(table, "crossval-compat", 0.1, dataset="ckplus", model="dan")
 
 
 # photo-kfold
