@@ -121,15 +121,22 @@ class Script:
         self._run(picked, namespace)
         return namespace
 
-    def expression(self, function: str | None, match, namespace: dict) -> Any:
-        """Evaluate the first expression inside `function` for which `match(node)` holds (e.g. a Compose
-        passed inline to a dataset)."""
+    def argument(self, function: str | None, target: str, index: int, namespace: dict) -> Any:
+        """Evaluate positional argument `index` of the call assigned to `target` in `function` (a transform passed
+        inline to a dataset: `val_dataset = ImageFolder(valdir, transforms.Compose([...]))`)."""
         scope = self.tree if function is None else self.function(function)
         for node in ast.walk(scope):
-            if isinstance(node, ast.expr) and match(node):
-                expression = ast.fix_missing_locations(_CudaToCpu().visit(ast.Expression(body=node)))
+            if isinstance(node, ast.Assign) and _stores(node, (target,)) and isinstance(node.value, ast.Call):
+                expression = ast.fix_missing_locations(ast.Expression(body=node.value.args[index]))
                 return eval(compile(expression, str(self.path), "eval"), namespace)
-        raise AssertionError(f"{self.path}: expression not found in {function}")
+        raise AssertionError(f"{self.path}: {function or 'the module'} no longer assigns {target} = <call>")
+
+    def literal_arguments(self, name: str) -> list:
+        """The literal positional arguments of the first call of `name` (train.py's `main(0.01, 0.3)`)."""
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == name:
+                return [ast.literal_eval(a) for a in node.args]
+        raise AssertionError(f"{self.path}: no call of {name}() any more")
 
     def step(self, function: str, loader: str, namespace: dict, batch: tuple) -> dict:
         """One iteration of the first `for ... in <loader>` loop of `function`, its target bound to `batch`: the
@@ -150,21 +157,12 @@ class Script:
         loop = block[index]
         end = next((i for i, s in enumerate(loop.body) if _calls(s, STEP_CALLS)), None)
         assert end is not None, f"{self.path}: the loop over {loader} no longer steps an optimizer"
-        target = loop.target
         if isinstance(loop.iter, ast.Call) and getattr(loop.iter.func, "id", None) == "enumerate":
-            target = target.elts[1]  # `for i, (x, y) in enumerate(loader)`: bind the batch part
+            batch = (0, batch)  # `for i, (x, y) in enumerate(loader)`: the first batch
         namespace["__batch__"] = batch
-        bind = ast.Assign(targets=[target], value=ast.Name(id="__batch__", ctx=ast.Load()))
+        bind = ast.Assign(targets=[loop.target], value=ast.Name(id="__batch__", ctx=ast.Load()))
         self._run([*block[:index], bind, *loop.body[: end + 1]], namespace)
         return namespace
-
-
-def is_call_to(name: str):
-    """A `match` for `Script.expression`: a call of `name` or of `<anything>.name`."""
-    def match(node: ast.expr) -> bool:
-        func = getattr(node, "func", None)
-        return isinstance(node, ast.Call) and (getattr(func, "attr", None) == name or getattr(func, "id", None) == name)
-    return match
 
 
 @dataclass
