@@ -28,7 +28,7 @@ def labels(batch: int = 2) -> Tensor:
     return torch.tensor([3, 6, 0, 4][:batch])
 
 
-def namespace(script, argv=(), **names) -> dict:
+def namespace(script, argv=(), parser_names=None, **names) -> dict:
     """What upstream training scripts import at their top (the parts a training step uses), the script's own
     argparse defaults as `args`, and the CPU as `device`; `names` add or override."""
     import math
@@ -42,7 +42,7 @@ def namespace(script, argv=(), **names) -> dict:
     base = dict(sys=sys, math=math, np=np, torch=torch, nn=nn, F=F, transforms=transforms, datasets=datasets,
                 device=torch.device("cpu"))
     if script is not None:
-        base["args"] = script.arguments(argv)
+        base["args"] = script.arguments(argv, **(parser_names or {}))
     return {**base, **names}
 
 

@@ -91,9 +91,10 @@ class Script:
         self._run(picked, namespace)
         return namespace
 
-    def arguments(self, argv: Sequence[str] = ()) -> argparse.Namespace:
-        """The script's argparse defaults: its `parse_args()` function, or its module-level `parser` statements."""
-        namespace: dict = {"argparse": argparse}
+    def arguments(self, argv: Sequence[str] = (), **names) -> argparse.Namespace:
+        """The script's argparse defaults: its `parse_args()` function, or its module-level `parser` statements
+        (`names`: what those statements use besides argparse)."""
+        namespace: dict = {"argparse": argparse, **names}
         if any(isinstance(n, ast.FunctionDef) and n.name == "parse_args" for n in self.tree.body):
             self.definitions(("parse_args",), namespace)
             saved = sys.argv
