@@ -114,9 +114,11 @@ class Script:
 
     def setup(self, function: str, names: Sequence[str], namespace: dict) -> dict:
         """Run, in source order, the top-level statements of `function` (or of the module, for `None`) that assign
-        any of `names`; every name must be assigned."""
+        any of `names`, before its training loop (the first statement that steps an optimizer or scheduler);
+        every name must be assigned."""
         body = self.tree.body if function is None else self.function(function).body
-        picked = [n for n in body if not isinstance(n, (ast.FunctionDef, ast.ClassDef)) and _stores(n, names)]
+        end = next((i for i, n in enumerate(body) if _calls(n, ("step",))), len(body))
+        picked = [n for n in body[:end] if not isinstance(n, (ast.FunctionDef, ast.ClassDef)) and _stores(n, names)]
         missing = [name for name in names if not any(_stores(n, (name,)) for n in picked)]
         assert not missing, f"{self.path}: {function or 'the module'} no longer assigns {missing}"
         self._run(picked, namespace)
