@@ -43,7 +43,7 @@ class _CudaToCpu(ast.NodeTransformer):
 
 
 def _stores(node: ast.AST, names: Sequence[str]) -> bool:
-    """Whether `node` assigns one of `names` (a plain name, an item of it, or an augmented assignment)."""
+    """Whether `node` assigns one of `names` (the name, an item or attribute of it, or augmented)."""
     for sub in ast.walk(node):
         targets = []
         if isinstance(sub, ast.Assign):
@@ -54,7 +54,8 @@ def _stores(node: ast.AST, names: Sequence[str]) -> bool:
             for leaf in ast.walk(target):
                 if isinstance(leaf, ast.Name) and leaf.id in names and isinstance(leaf.ctx, ast.Store):
                     return True
-                if isinstance(leaf, ast.Subscript) and isinstance(leaf.value, ast.Name) and leaf.value.id in names:
+                if (isinstance(leaf, (ast.Subscript, ast.Attribute)) and isinstance(leaf.value, ast.Name)
+                        and leaf.value.id in names and isinstance(leaf.ctx, ast.Store)):
                     return True
     return False
 
@@ -141,6 +142,16 @@ class Script:
                 return [ast.literal_eval(a) for a in node.args]
         raise AssertionError(f"{self.path}: no call of {name}() any more")
 
+    def class_expression(self, cls: str, target: str, namespace: dict) -> Any:
+        """Evaluate the first call assigned to `target` inside class `cls` (a dataset's default `self.transform`)."""
+        for node in self.tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == cls:
+                for sub in ast.walk(node):
+                    if (isinstance(sub, ast.Assign) and ast.unparse(sub.targets[0]) == target
+                            and isinstance(sub.value, ast.Call)):
+                        return eval(compile(ast.Expression(body=sub.value), str(self.path), "eval"), namespace)
+        raise AssertionError(f"{self.path}: {cls} no longer assigns {target}")
+
     def step(self, function: str, loader: str, namespace: dict, batch: tuple) -> dict:
         """One iteration of the first `for ... in <loader>` loop of `function`, its target bound to `batch`: the
         statements before the loop in the same block (per-epoch counters, `model.train()`, Ada-DF's α), then the
@@ -162,9 +173,10 @@ class Script:
         assert end is not None, f"{self.path}: the loop over {loader} no longer steps an optimizer"
         if isinstance(loop.iter, ast.Call) and getattr(loop.iter.func, "id", None) == "enumerate":
             batch = (0, batch)  # `for i, (x, y) in enumerate(loader)`: the first batch
-        namespace["__batch__"] = batch
-        bind = ast.Assign(targets=[loop.target], value=ast.Name(id="__batch__", ctx=ast.Load()))
-        self._run([*block[:index], bind, *loop.body[: end + 1]], namespace)
+        namespace["__batches__"] = [batch]
+        once = ast.For(target=loop.target, iter=ast.Name(id="__batches__", ctx=ast.Load()),
+                       body=loop.body[: end + 1], orelse=[])  # a loop still, for its `continue` / `break`
+        self._run([*block[:index], once], namespace)
         return namespace
 
 
@@ -214,12 +226,16 @@ def named_state(model: nn.Module, **extra: Tensor) -> dict[str, Tensor]:
 
 
 def ferbench_step(adapter, ctx, recipe, model: nn.Module, criterion, images: Tensor, labels: Tensor,
-                  named: dict[str, Tensor], epoch: int = 1, seed: int = 1) -> Record:
-    """One step as `harness/run/loop.py::train` takes it: `epoch_start`, train mode, the loop's `Trainer`."""
+                  named: dict[str, Tensor], epoch: int = 1, seed: int = 1, steps_per_epoch: int = 1) -> Record:
+    """The first step as `harness/run/loop.py::train` takes it: the loop's `Trainer` (optimizer, SAM, clipping,
+    scaler) and LR schedule at its start, `epoch_start`, train mode."""
     from adapters.contract import EpochState
     from harness.run.loop import Trainer
+    from harness.run.optim import build_scheduler
 
     trainer = Trainer(model, adapter, criterion, recipe, ctx)
+    optimizer = trainer.optimizer
+    build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch)
     if adapter.epoch_start is not None:
         adapter.epoch_start(EpochState(
             model=model, criterion=criterion, epoch=epoch, epochs=recipe.epochs, train_images=None,
