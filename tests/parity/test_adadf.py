@@ -55,6 +55,7 @@ def test_eval_preprocessing_matches_dataset_py(scripts, tmp_path):
     assert torch.equal(ferbench, upstream)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epoch", [1, 5])
 def test_one_adam_step_matches_train_py(scripts, epoch):
     train, dataset = scripts

@@ -57,6 +57,7 @@ def test_eval_preprocessing_matches_train_py(scripts, tmp_path):
     assert torch.equal(ferbench, upstream)
 
 
+@pytest.mark.slow
 def test_one_adam_step_matches_train_one_epoch(scripts):
     train, utils = scripts
     adapter, ctx = load_adapter("gsdnet"), common.context(UPSTREAM, SIZE)
