@@ -1,20 +1,19 @@
 """DAN parity with yaoing/DAN `rafdb.py::run_training`: eval transform, and one SGD step over the model and the
-AffinityLoss centres (CE + affinity + partition loss) from identical weights and centres.
+AffinityLoss centres (CE + affinity + partition loss) from identical weights and centres, taken twice on the
+same batch so that the second step sees SGD's momentum.
 
 Compared: `data_transforms_val` on a PNG vs the image cache + the adapter's eval transform; then, on the same
 uint8 batch (each side through its own eval transform, i.e. its training pipeline without the random flip,
 rotation/crop and erasing, which are not compared), the losses, the gradients of every parameter and centre at
-`optimizer.step()`, and every parameter, buffer and centre after it."""
+each `optimizer.step()`, and every parameter, buffer and centre after the second."""
 
 from __future__ import annotations
 
 import functools
-import sys
 
 import pytest
 import torch
 from PIL import Image
-from torchvision import transforms
 
 from adapters import load_adapter
 from tests.adapters.upstream import fetched, on_path
@@ -26,6 +25,7 @@ from tests.parity.upstream_step import (
 
 UPSTREAM, pytestmark = fetched("dan")
 SIZE = 224
+STEPS = 2  # SGD's first step ignores momentum: the second one sees it
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,14 +38,12 @@ def script():
     return Script(UPSTREAM / "rafdb.py")
 
 
-def upstream_namespace(script: Script, model=None) -> dict:
+def upstream_namespace(script: Script) -> dict:
     from networks.dan import DAN
 
-    namespace = dict(sys=sys, torch=torch, nn=torch.nn, transforms=transforms, device=torch.device("cpu"), args=script.arguments(), model=model)
+    namespace = common.namespace(script, DAN=functools.partial(DAN, pretrained=False))  # True downloads weights
     script.setup(None, ("eps",), namespace)
-    script.definitions(("AffinityLoss", "PartitionLoss"), namespace)
-    namespace["DAN"] = functools.partial(DAN, pretrained=False)  # True downloads ImageNet weights
-    return namespace
+    return script.definitions(("AffinityLoss", "PartitionLoss"), namespace)
 
 
 def test_eval_preprocessing_matches_rafdb_py(script, tmp_path):
@@ -56,7 +54,7 @@ def test_eval_preprocessing_matches_rafdb_py(script, tmp_path):
     assert torch.equal(ferbench, upstream)
 
 
-def test_one_sgd_step_matches_rafdb_py(script):
+def test_two_sgd_steps_match_rafdb_py(script):
     adapter, ctx = load_adapter("dan"), common.context(UPSTREAM, SIZE)
     torch.manual_seed(0)
     model = adapter.build(ctx)
@@ -70,14 +68,13 @@ def test_one_sgd_step_matches_rafdb_py(script):
     copy_weights(criterion.affinity, namespace["criterion_af"])
 
     images, targets = uint8_batch(SIZE), common.labels()
-    pil = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in images]
-    upstream_images = torch.stack([namespace["data_transforms_val"](image) for image in pil])
+    upstream_images = torch.stack([namespace["data_transforms_val"](i) for i in common.pil_images(images)])
     upstream = upstream_step(
         script, "run_training", "train_loader", namespace, (upstream_images, targets), namespace["optimizer"],
-        named_state(namespace["model"], centers=namespace["criterion_af"].centers),
+        named_state(namespace["model"], centers=namespace["criterion_af"].centers), steps=STEPS,
     )
     ferbench = ferbench_step(
         adapter, ctx, common.recipe("dan"), model, criterion, adapter.eval_transform(SIZE)(images), targets,
-        named_state(model, centers=criterion.affinity.centers),
+        named_state(model, centers=criterion.affinity.centers), steps=STEPS,
     )
-    assert_identical(ferbench, upstream)
+    assert_identical(ferbench, upstream, calls=STEPS)

@@ -1,10 +1,11 @@
 """DDAMFN parity with SainingZhang/DDAMFN `rafdb_train.py::run_training` (the paper's RAF-DB script): eval
-transform, and one SGD step of CE + 0.1·AttentionLoss from identical weights.
+transform, and two SGD steps of CE + 0.1·AttentionLoss on the same batch from identical weights (the second sees
+momentum).
 
 Compared: `data_transforms_val` on a PNG vs the image cache + the adapter's eval transform; then, on the same
 uint8 batch (each side through its own eval transform: the training pipeline without the random flip,
-rotation/crop and erasing, which are not compared), the loss, every parameter's gradient at `optimizer.step()`,
-and every parameter and buffer after it."""
+rotation/crop and erasing, which are not compared), the loss, every parameter's gradient at each `optimizer.step()`,
+and every parameter and buffer after the second."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.parity.upstream_step import (
 
 UPSTREAM, pytestmark = fetched("ddamfn")
 SIZE = 112
+STEPS = 2  # SGD's first step ignores momentum: the second one sees it
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,7 +54,7 @@ def test_eval_preprocessing_matches_rafdb_train_py(script, tmp_path):
     assert torch.equal(ferbench, upstream)
 
 
-def test_one_sgd_step_matches_rafdb_train_py(script):
+def test_two_sgd_steps_match_rafdb_train_py(script):
     adapter, ctx = load_adapter("ddamfn"), common.context(UPSTREAM, SIZE)
     torch.manual_seed(0)
     model = adapter.build(ctx)
@@ -65,7 +67,7 @@ def test_one_sgd_step_matches_rafdb_train_py(script):
     images, targets = uint8_batch(SIZE), common.labels()
     upstream_images = torch.stack([namespace["data_transforms_val"](i) for i in common.pil_images(images)])
     upstream = upstream_step(script, "run_training", "train_loader", namespace, (upstream_images, targets),
-                             namespace["optimizer"], named_state(namespace["model"]))
+                             namespace["optimizer"], named_state(namespace["model"]), steps=STEPS)
     ferbench = ferbench_step(adapter, ctx, common.recipe("ddamfn"), model, adapter.criterion(ctx),
-                             adapter.eval_transform(SIZE)(images), targets, named_state(model))
-    assert_identical(ferbench, upstream)
+                             adapter.eval_transform(SIZE)(images), targets, named_state(model), steps=STEPS)
+    assert_identical(ferbench, upstream, calls=STEPS)

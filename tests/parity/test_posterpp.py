@@ -69,4 +69,4 @@ def test_one_sam_step_matches_main_py(script):
                              namespace["optimizer"], named_state(upstream_model))
     ferbench = ferbench_step(adapter, ctx, common.recipe("posterpp"), model, adapter.criterion(ctx),
                              adapter.eval_transform(SIZE)(images), targets, named_state(model))
-    assert_identical(ferbench, upstream, steps=2)
+    assert_identical(ferbench, upstream, calls=2)

@@ -226,7 +226,8 @@ def named_state(model: nn.Module, **extra: Tensor) -> dict[str, Tensor]:
 
 
 def ferbench_step(adapter, ctx, recipe, model: nn.Module, criterion, images: Tensor, labels: Tensor,
-                  named: dict[str, Tensor], epoch: int = 1, seed: int = 1, steps_per_epoch: int = 1) -> Record:
+                  named: dict[str, Tensor], epoch: int = 1, seed: int = 1, steps_per_epoch: int = 1,
+                  steps: int = 1) -> Record:
     """The first step as `harness/run/loop.py::train` takes it: the loop's `Trainer` (optimizer, SAM, clipping,
     scaler) and LR schedule at its start, `epoch_start`, train mode."""
     from adapters.contract import EpochState
@@ -245,15 +246,17 @@ def ferbench_step(adapter, ctx, recipe, model: nn.Module, criterion, images: Ten
     model.train()
     torch.manual_seed(seed)
     with recording(trainer.optimizer, named) as record:
-        trainer.step(images, labels, epoch)
+        for _ in range(steps):  # the same batch again: a second step sees momentum / Adam's moments
+            trainer.step(images, labels, epoch)
     return record
 
 
 def upstream_step(script: Script, function: str, loader: str, namespace: dict, batch: tuple, optimizer,
-                  named: dict[str, Tensor], seed: int = 1) -> Record:
+                  named: dict[str, Tensor], seed: int = 1, steps: int = 1) -> Record:
     torch.manual_seed(seed)
     with recording(optimizer, named) as record:
-        script.step(function, loader, namespace, batch)
+        for _ in range(steps):
+            script.step(function, loader, namespace, batch)
     return record
 
 
@@ -269,12 +272,13 @@ def _first_difference(a: dict[str, Tensor | None], b: dict[str, Tensor | None]) 
     return None
 
 
-def assert_identical(ferbench: Record, upstream: Record, steps: int = 1) -> None:
-    """Bit-identical losses, gradients at every optimizer step and parameters/buffers after the step."""
+def assert_identical(ferbench: Record, upstream: Record, calls: int = 1) -> None:
+    """Bit-identical losses, gradients at each of the `calls` optimizer calls (two per SAM step) and
+    parameters/buffers after the last."""
     assert len(ferbench.losses) == len(upstream.losses) > 0, (len(ferbench.losses), len(upstream.losses))
     for i, (x, y) in enumerate(zip(ferbench.losses, upstream.losses)):
         assert torch.equal(x, y), f"loss {i}: ferbench {x.item()!r} vs upstream {y.item()!r}"
-    assert len(ferbench.grads) == len(upstream.grads) == steps, (len(ferbench.grads), len(upstream.grads))
+    assert len(ferbench.grads) == len(upstream.grads) == calls, (len(ferbench.grads), len(upstream.grads))
     for i, (x, y) in enumerate(zip(ferbench.grads, upstream.grads)):
         assert any(g is not None for g in x.values()), "no gradient reached the parameters"
         difference = _first_difference(x, y)
