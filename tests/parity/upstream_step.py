@@ -152,10 +152,11 @@ class Script:
                         return eval(compile(ast.Expression(body=sub.value), str(self.path), "eval"), namespace)
         raise AssertionError(f"{self.path}: {cls} no longer assigns {target}")
 
-    def step(self, function: str, loader: str, namespace: dict, batch: tuple) -> dict:
+    def step(self, function: str, loader: str, namespace: dict, batch: tuple, until: str | None = None) -> dict:
         """One iteration of the first `for ... in <loader>` loop of `function`, its target bound to `batch`: the
         statements before the loop in the same block (per-epoch counters, `model.train()`, Ada-DF's α), then the
-        loop body up to and including the statement that steps the optimizer."""
+        loop body up to and including the statement that steps the optimizer (or, with `until`, that assigns
+        `until`: an evaluation loop's averaged outputs)."""
         found = None
         for node in ast.walk(self.function(function)):
             for block in (getattr(node, "body", None), getattr(node, "orelse", None)):
@@ -169,8 +170,9 @@ class Script:
         assert found is not None, f"{self.path}: {function}() has no loop over {loader}"
         block, index = found
         loop = block[index]
-        end = next((i for i, s in enumerate(loop.body) if _calls(s, STEP_CALLS)), None)
-        assert end is not None, f"{self.path}: the loop over {loader} no longer steps an optimizer"
+        done = (lambda s: _stores(s, (until,))) if until else (lambda s: _calls(s, STEP_CALLS))
+        end = next((i for i, s in enumerate(loop.body) if done(s)), None)
+        assert end is not None, f"{self.path}: the loop over {loader} no longer {'assigns ' + until if until else 'steps an optimizer'}"
         if isinstance(loop.iter, ast.Call) and getattr(loop.iter.func, "id", None) == "enumerate":
             batch = (0, batch)  # `for i, (x, y) in enumerate(loader)`: the first batch
         namespace["__batches__"] = [batch]
