@@ -125,13 +125,15 @@ class Script:
         self._run(picked, namespace)
         return namespace
 
-    def argument(self, function: str | None, target: str, index: int, namespace: dict) -> Any:
-        """Evaluate positional argument `index` of the call assigned to `target` in `function` (a transform passed
-        inline to a dataset: `val_dataset = ImageFolder(valdir, transforms.Compose([...]))`)."""
+    def argument(self, function: str | None, target: str, index: int | str, namespace: dict) -> Any:
+        """Evaluate argument `index` (a position or a keyword) of the call assigned to `target` in `function` (a
+        transform passed inline to a dataset: `val_dataset = ImageFolder(valdir, transforms.Compose([...]))`)."""
         scope = self.tree if function is None else self.function(function)
         for node in ast.walk(scope):
             if isinstance(node, ast.Assign) and _stores(node, (target,)) and isinstance(node.value, ast.Call):
-                expression = ast.fix_missing_locations(ast.Expression(body=node.value.args[index]))
+                call = node.value
+                value = call.args[index] if isinstance(index, int) else next(k.value for k in call.keywords if k.arg == index)
+                expression = ast.fix_missing_locations(ast.Expression(body=value))
                 return eval(compile(expression, str(self.path), "eval"), namespace)
         raise AssertionError(f"{self.path}: {function or 'the module'} no longer assigns {target} = <call>")
 
