@@ -257,6 +257,7 @@ def ferbench_step(adapter, ctx, recipe, model: nn.Module, criterion, images: Ten
 
 def upstream_step(script: Script, function: str, loader: str, namespace: dict, batch: tuple, optimizer,
                   named: dict[str, Tensor], seed: int = 1, steps: int = 1) -> Record:
+    """`steps` iterations of the upstream loop body on `batch`, from the same RNG state as `ferbench_step`."""
     torch.manual_seed(seed)
     with recording(optimizer, named) as record:
         for _ in range(steps):
