@@ -51,6 +51,12 @@ class Recipe(_Record):
     milestones: tuple[int, ...] = ()
     decay_start: int = Field(default=0, ge=0)
     warmup_epochs: float = Field(default=0.0, ge=0)
+    warmup_start: float = Field(default=0.0, ge=0, lt=1)
+    """Fraction of `lr` the linear warm-up starts from: 0 as MAE-style `adjust_learning_rate` (CEPrompt),
+    `warmup_lr_init / lr` for timm schedulers (LNSU-Net)."""
+    cosine_after_warmup: bool = True
+    """The cosine spans the epochs after the warm-up (MAE's `adjust_learning_rate`), or, False, the whole run with
+    the warm-up overriding its start (timm's CosineLRScheduler without `warmup_prefix`: LNSU-Net)."""
     min_lr: float = Field(default=0.0, ge=0)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=2)

@@ -37,12 +37,14 @@ def lr_factor(recipe: Recipe, progress: float) -> float:
     """Multiplier of `recipe.lr` after `progress` epochs (fractional under per-step schedules)."""
     warmup = recipe.warmup_epochs
     if progress < warmup:
-        return max(progress / warmup, 1e-3)
+        start = recipe.warmup_start
+        return start + (1 - start) * progress / warmup
     done = math.floor(progress + 1e-9) if recipe.schedule_unit == "epoch" else progress
     if recipe.schedule == "cosine":
         floor = recipe.min_lr / recipe.lr
-        span = max(recipe.epochs - warmup, 1e-9)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(done - warmup, span) / span))
+        begin = warmup if recipe.cosine_after_warmup else 0.0
+        span = max(recipe.epochs - begin, 1e-9)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(done - begin, span) / span))
     if recipe.schedule == "step":
         return recipe.gamma ** math.floor(done / recipe.step_size)
     if recipe.schedule == "exponential":

@@ -322,3 +322,23 @@ def test_loss_scaling_is_a_no_op_on_the_cpu():
     torch.manual_seed(0)
     _, scaled = fit(adapter(), recipe(epochs=2, loss_scaling=True), seed=1)
     assert [r["train_loss"] for r in plain.history] == [r["train_loss"] for r in scaled.history]
+
+
+@pytest.mark.parametrize("start, after_warmup", [(0.0, True), (1e-3, False)])
+def test_warmup_and_cosine_equal_timm(start, after_warmup):
+    """CEPrompt's MAE-style `adjust_learning_rate` warms up from 0, then a cosine over the remaining epochs (timm
+    with `warmup_prefix`); LNSU-Net's timm CosineLRScheduler warms up from `warmup_lr_init` and its cosine spans
+    the whole run (no `warmup_prefix`)."""
+    from timm.scheduler.cosine_lr import CosineLRScheduler
+
+    steps_per_epoch, lr, total, warmup = 10, 5e-4, 60, 20
+    r = Recipe(optimizer="adamw", lr=lr, epochs=total // steps_per_epoch, batch_size=4, schedule="cosine",
+               schedule_unit="step", warmup_epochs=warmup / steps_per_epoch, warmup_start=start,
+               cosine_after_warmup=after_warmup, min_lr=5e-6)
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=lr)
+    timm = CosineLRScheduler(opt, t_initial=total - warmup if after_warmup else total, lr_min=5e-6,
+                             warmup_lr_init=lr * start, warmup_t=warmup, cycle_limit=1, t_in_epochs=False,
+                             warmup_prefix=after_warmup)
+    for step in range(total + 5):
+        timm.step_update(step)
+        assert lr * lr_factor(r, step / steps_per_epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-15)
