@@ -93,8 +93,8 @@ class Script:
         return namespace
 
     def arguments(self, argv: Sequence[str] = (), **names) -> argparse.Namespace:
-        """The script's argparse defaults: its `parse_args()` function, or its module-level `parser` statements
-        (`names`: what those statements use besides argparse)."""
+        """The script's argparse defaults: its `parse_args()` function, or its module-level `parser` statements (also
+        under `if __name__ == "__main__":`); `names`: what those statements use besides argparse."""
         namespace: dict = {"argparse": argparse, **names}
         if any(isinstance(n, ast.FunctionDef) and n.name == "parse_args" for n in self.tree.body):
             self.definitions(("parse_args",), namespace)
@@ -104,8 +104,9 @@ class Script:
                 return namespace["parse_args"]()
             finally:
                 sys.argv = saved
+        module = [*self.tree.body, *(s for n in self.tree.body if isinstance(n, ast.If) for s in n.body)]
         statements = [
-            n for n in self.tree.body
+            n for n in module
             if (isinstance(n, ast.Assign) and _stores(n, ("parser",)))
             or (isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) and _calls(n, ("add_argument",)))
         ]
@@ -113,13 +114,18 @@ class Script:
         self._run(statements, namespace)
         return namespace["parser"].parse_args(list(argv))
 
-    def setup(self, function: str, names: Sequence[str], namespace: dict) -> dict:
+    def setup(self, function: str, names: Sequence[str], namespace: dict, calls: Sequence[str] = ()) -> dict:
         """Run, in source order, the top-level statements of `function` (or of the module, for `None`) that assign
-        any of `names`, before its training loop (the first statement that steps an optimizer or scheduler);
-        every name must be assigned."""
+        any of `names` or are a bare call of one of `calls` (`convert_models_to_fp32(model)`), before its training
+        loop (the first statement that steps an optimizer or scheduler); every name must be assigned."""
         body = self.tree.body if function is None else self.function(function).body
         end = next((i for i, n in enumerate(body) if _calls(n, ("step",))), len(body))
-        picked = [n for n in body[:end] if not isinstance(n, (ast.FunctionDef, ast.ClassDef)) and _stores(n, names)]
+        def wanted(n: ast.stmt) -> bool:
+            if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call):
+                return getattr(n.value.func, "id", None) in calls
+            return not isinstance(n, (ast.FunctionDef, ast.ClassDef)) and _stores(n, names)
+
+        picked = [n for n in body[:end] if wanted(n)]
         missing = [name for name in names if not any(_stores(n, (name,)) for n in picked)]
         assert not missing, f"{self.path}: {function or 'the module'} no longer assigns {missing}"
         self._run(picked, namespace)
@@ -144,17 +150,23 @@ class Script:
                 return [ast.literal_eval(a) for a in node.args]
         raise AssertionError(f"{self.path}: no call of {name}() any more")
 
-    def class_expression(self, cls: str, target: str, namespace: dict) -> Any:
-        """Evaluate the first call assigned to `target` inside class `cls` (a dataset's default `self.transform`)."""
+    def class_expression(self, cls: str, target: str, namespace: dict, nth: int = 0) -> Any:
+        """Evaluate the `nth` call assigned to `target` inside class `cls`, in source order (a dataset's
+        `self.transform`: the train one, then the test one)."""
         for node in self.tree.body:
             if isinstance(node, ast.ClassDef) and node.name == cls:
-                for sub in ast.walk(node):
-                    if (isinstance(sub, ast.Assign) and ast.unparse(sub.targets[0]) == target
-                            and isinstance(sub.value, ast.Call)):
-                        return eval(compile(ast.Expression(body=sub.value), str(self.path), "eval"), namespace)
+                found = [
+                    sub.value for sub in ast.walk(node)
+                    if isinstance(sub, ast.Assign) and ast.unparse(sub.targets[0]) == target
+                    and isinstance(sub.value, ast.Call)
+                ]
+                found.sort(key=lambda value: (value.lineno, value.col_offset))
+                if len(found) > nth:
+                    return eval(compile(ast.Expression(body=found[nth]), str(self.path), "eval"), namespace)
         raise AssertionError(f"{self.path}: {cls} no longer assigns {target}")
 
-    def step(self, function: str, loader: str, namespace: dict, batch: tuple, until: str | None = None) -> dict:
+    def step(self, function: str, loader: str, namespace: dict, batch: tuple, until: str | None = None,
+             index: int = 0) -> dict:
         """One iteration of the first `for ... in <loader>` loop of `function`, its target bound to `batch`: the
         statements before the loop in the same block (per-epoch counters, `model.train()`, Ada-DF's α), then the
         loop body up to and including the statement that steps the optimizer (or, with `until`, that assigns
@@ -164,23 +176,23 @@ class Script:
             for block in (getattr(node, "body", None), getattr(node, "orelse", None)):
                 if not isinstance(block, list):
                     continue
-                for index, stmt in enumerate(block):
+                for position, stmt in enumerate(block):
                     if isinstance(stmt, ast.For) and any(
                         isinstance(n, ast.Name) and n.id == loader for n in ast.walk(stmt.iter)
                     ):
-                        found = found or (block, index)
+                        found = found or (block, position)
         assert found is not None, f"{self.path}: {function}() has no loop over {loader}"
-        block, index = found
-        loop = block[index]
+        block, position = found
+        loop = block[position]
         done = (lambda s: _stores(s, (until,))) if until else (lambda s: _calls(s, STEP_CALLS))
         end = next((i for i, s in enumerate(loop.body) if done(s)), None)
         assert end is not None, f"{self.path}: the loop over {loader} no longer {'assigns ' + until if until else 'steps an optimizer'}"
         if isinstance(loop.iter, ast.Call) and getattr(loop.iter.func, "id", None) == "enumerate":
-            batch = (0, batch)  # `for i, (x, y) in enumerate(loader)`: the first batch
+            batch = (index, batch)  # `for i, (x, y) in enumerate(loader)`: batch number `index`
         namespace["__batches__"] = [batch]
         once = ast.For(target=loop.target, iter=ast.Name(id="__batches__", ctx=ast.Load()),
                        body=loop.body[: end + 1], orelse=[])  # a loop still, for its `continue` / `break`
-        self._run([*block[:index], once], namespace)
+        self._run([*block[:position], once], namespace)
         return namespace
 
 
@@ -240,7 +252,7 @@ def ferbench_step(adapter, ctx, recipe, model: nn.Module, criterion, images: Ten
 
     trainer = Trainer(model, adapter, criterion, recipe, ctx)
     optimizer = trainer.optimizer
-    build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch)
+    scheduler = build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch)
     if adapter.epoch_start is not None:
         adapter.epoch_start(EpochState(
             model=model, criterion=criterion, epoch=epoch, epochs=recipe.epochs, train_images=None,
@@ -252,6 +264,8 @@ def ferbench_step(adapter, ctx, recipe, model: nn.Module, criterion, images: Ten
     with recording(trainer.optimizer, named) as record:
         for _ in range(steps):  # the same batch again: a second step sees momentum / Adam's moments
             trainer.step(images, labels, epoch)
+            if recipe.schedule_unit == "step":
+                scheduler.step()
     return record
 
 
@@ -260,8 +274,8 @@ def upstream_step(script: Script, function: str, loader: str, namespace: dict, b
     """`steps` iterations of the upstream loop body on `batch`, from the same RNG state as `ferbench_step`."""
     torch.manual_seed(seed)
     with recording(optimizer, named) as record:
-        for _ in range(steps):
-            script.step(function, loader, namespace, batch)
+        for index in range(steps):
+            script.step(function, loader, namespace, batch, index=index)
     return record
 
 
