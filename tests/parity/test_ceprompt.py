@@ -26,7 +26,7 @@ from adapters.ceprompt import CLIP_FILE, bundled_clip
 from tests.adapters.upstream import drop_pkg_resources_stub, fetched, on_path
 from tests.parity import common
 from tests.parity.upstream_step import (
-    Script, assert_identical, cached, copy_weights, ferbench_step, named_state, source_image, uint8_batch,
+    Script, assert_identical, cached, ferbench_step, named_state, source_image, uint8_batch,
     upstream_step,
 )
 
