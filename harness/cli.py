@@ -110,9 +110,6 @@ def run(
         "upstream", help="upstream (each model's own optimizer, schedule, epochs) or a [recipes.NAME] template, e.g. unified."
     ),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Random initialisation."),
-    trust_pickle: bool = typer.Option(
-        False, "--trust-pickle", help="Allow weight files that can only be unpickled (runs code from the file); only after their sha256 matched."
-    ),
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
     overwrite: bool = typer.Option(False, help="Recompute runs that are already complete."),
     amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast + channels-last: faster on GPUs, changes numerics (part of the run id)."),
@@ -135,7 +132,7 @@ def run(
     request = Request(
         protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
-        trust_pickle=trust_pickle, aligned=aligned, recipe=recipe, amp=amp,
+        aligned=aligned, recipe=recipe, amp=amp,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:
@@ -400,8 +397,8 @@ def splits_export(
 
 @app.command("weights")
 def weights_() -> None:
-    """Every pretrained weight file in the registry: present, missing or checksum mismatch. Exits 1 unless all are present."""
-    from harness.weights import HEADER, rows
+    """Every pretrained weight file in the registry: verified (its sha256 pin matched), present but not verified (no pin), missing or mismatched. Exits 1 unless all are usable."""
+    from harness.weights import HEADER, rows, usable
 
     cfg, weights_dir = State.config(), State.paths.weights
     with err.status(f"checking the sha256 of the files in {weights_dir}"):
@@ -413,9 +410,9 @@ def weights_() -> None:
     for column in HEADER:
         table.add_column(column, no_wrap=column == "status", overflow="ellipsis" if column == "source" else "fold")
     for row in listed:
-        table.add_row(*row, style=None if row[3].startswith("present") else "red")
+        table.add_row(*row, style=None if usable(row[3]) else "red")
     Console().print(table)
-    unusable = sorted({(file, state, url) for _, file, _, state, url in listed if not state.startswith("present")})
+    unusable = sorted({(file, state, url) for _, file, _, state, url in listed if not usable(state)})
     for file, state, url in unusable:
         err.print(f"{weights_dir / file}: {state}; download {url}", markup=False, highlight=False, soft_wrap=True)
     if unusable:
@@ -472,6 +469,13 @@ def main(argv: list[str] | None = None) -> None:
     except FerbenchError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
+    except OSError as error:  # read-only or full disk, a file where a folder should be: one line, not a traceback
+        from rich.markup import escape
+
+        from harness.files import os_error_line
+
+        err.print(f"[red]error:[/red] {escape(os_error_line(error))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,9 @@ class WeightFile(_Record):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     url: str
     initialises: str = ""
+    globals: tuple[str, ...] = ()
+    """`module.Name`s the file's pickle may reference beyond torch's tensor rebuilders (numpy arrays, the
+    upstream's module classes); the weights-only unpickler refuses anything else."""
 
 
 class Model(_Record):

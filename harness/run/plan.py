@@ -30,7 +30,6 @@ class Job:
     repeats: int
     config_path: Path
     weights_dir: Path
-    trust_pickle: bool
 
     def to_dict(self) -> dict:
         return dict(
@@ -46,7 +45,6 @@ class Job:
             repeats=self.repeats,
             config_path=str(self.config_path),
             weights_dir=str(self.weights_dir),
-            trust_pickle=self.trust_pickle,
         )
 
     @classmethod
@@ -55,7 +53,7 @@ class Job:
                  for k in ("run_dir", "results_dir", "dataset_root", "splits_file", "aligned_dir", "upstream_dir",
                            "config_path", "weights_dir")}
         return cls(spec=RunSpec.from_dict(data["spec"]), manifest=data["manifest"], device=data["device"],
-                   repeats=data["repeats"], trust_pickle=data["trust_pickle"], **paths)
+                   repeats=data["repeats"], **paths)
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,6 @@ class Request:
     device: str | None = None
     pretrained: bool = True
     dataset_dir: Path | None = None
-    trust_pickle: bool = False
     amp: bool = False
     recipe: str = "upstream"
     """`upstream` (each model's own) or a `[recipes.NAME]` template such as `unified`."""
@@ -158,7 +155,6 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 repeats=repeats,
                 config_path=Path(cfg.source).resolve(),
                 weights_dir=paths.weights,
-                trust_pickle=request.trust_pickle,
             )
         )
     return jobs

@@ -110,7 +110,7 @@ def run(job: dict) -> None:
     from harness.files import read_json, write_json_atomic, write_text_atomic
     from harness.run.store import CHECKPOINTS, mark_complete
     from harness.errors import FerbenchError
-    from harness.weights import require, sha256_file
+    from harness.weights import require, sha256_file, verification
 
     cfg = config_mod.load(Path(job["config_path"]))
     model_cfg, dataset_cfg = cfg.model(spec.model), cfg.dataset(spec.dataset)
@@ -137,8 +137,9 @@ def run(job: dict) -> None:
     counts = torch.bincount(data["train"].labels, minlength=len(spec.classes))
     ctx = BuildContext(
         num_classes=len(spec.classes), input_size=spec.input_size, pretrained=spec.pretrained,
-        weights_dir=Path(job["weights_dir"]), upstream_dir=upstream_dir, trust_pickle=job["trust_pickle"],
+        weights_dir=Path(job["weights_dir"]), upstream_dir=upstream_dir,
         weights=require(model_cfg, Path(job["weights_dir"])) if spec.pretrained else {},
+        allowed_globals={w.name: w.globals for w in model_cfg.pretrained},
         classes=tuple(spec.classes), class_counts=tuple(int(c) for c in counts),
         batch_size=recipe.batch_size, epochs=recipe.epochs,
     )
@@ -178,6 +179,7 @@ def run(job: dict) -> None:
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         model_file=model_module_file(model, upstream_dir),
         weights={name: sha256_file(path) for name, path in ctx.weights.items()},
+        weights_verified={name: state for name, state in verification(model_cfg).items() if name in ctx.weights},
         dataset_root=job["dataset_root"],
         dataset_manifest=manifest,
         aligned_dir=job["aligned_dir"],
@@ -207,6 +209,11 @@ def main() -> None:
     except FerbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except OSError as err:
+        from harness.files import os_error_line
+
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
