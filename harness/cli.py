@@ -213,6 +213,8 @@ def status() -> None:
     for state in states:
         if state.state in ("failed", "interrupted", "running"):
             Console().print(f"{state.state}: {state.folder} {state.detail}", markup=False, highlight=False, soft_wrap=True)
+        elif state.state == "unreadable":
+            Console().print(f"unreadable: {state.detail}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -240,10 +242,13 @@ def report(
         raise FerbenchError(f"--test: expected one of {', '.join(TESTS)}, got '{test}'", exit_code=2)
     options = Options(metrics=parse_metrics(metric or []), ci=ci, test=test, alpha=alpha)
     cfg, results = State.config(), State.paths.results
-    runs = load_runs(results, {name for name, dataset in cfg.datasets.items() if dataset.video})
+    unreadable: list = []
+    runs = load_runs(results, {name for name, dataset in cfg.datasets.items() if dataset.video}, unreadable)
+    for bad in unreadable:
+        err.print(bad.line, markup=False, highlight=False, soft_wrap=True)
     built = build(
         select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
-        unfinished=unfinished_runs(results),
+        unfinished=unfinished_runs(results), unreadable=unreadable,
     )
     items = figures(built) if fmt == "html" or plots else None
     if plots:
