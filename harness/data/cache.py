@@ -83,7 +83,7 @@ def _exclusive(file: Path) -> Iterator[None]:
     lock = file.with_suffix(".lock")
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as err:
         raise FerbenchError(f"{lock}: cannot create the image cache: {err.strerror}") from None
     try:
