@@ -110,6 +110,11 @@ def run(
         "upstream", help="upstream (each model's own optimizer, schedule, epochs) or a [recipes.NAME] template, e.g. unified."
     ),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Random initialisation."),
+    allow_modified_upstream: bool = typer.Option(
+        False, "--allow-modified-upstream",
+        help="Run even though a vendor tree has changed or untracked files or another commit; env.json records it, "
+        "the report labels the model (modified upstream), and such runs get their own run ids.",
+    ),
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
     overwrite: bool = typer.Option(False, help="Recompute runs that are already complete."),
     amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast + channels-last: faster on GPUs, changes numerics (part of the run id)."),
@@ -132,7 +137,7 @@ def run(
     request = Request(
         protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
-        aligned=aligned, recipe=recipe, amp=amp,
+        aligned=aligned, recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:

@@ -52,7 +52,7 @@ def _row(record: RunRecord, video_datasets: frozenset[str]) -> dict:
         finished=record.marker.finished,
         protocol=config["protocol"],
         dataset=_dataset_label(config),
-        model=_model_label(config, result),
+        model=_model_label(config, result) + (" (modified upstream)" if env.get("upstream_dirty") else ""),
         dataset_name=config["dataset"],
         model_name=config["model"],
         video=bool(config.get("video", config["dataset"] in video_datasets)),

@@ -117,6 +117,13 @@ def run(job: dict) -> None:
     run_dir = Path(job["run_dir"])
     device = _resolve_device(job["device"])
 
+    tree = None
+    if spec.upstream:
+        from harness.run.upstream_state import require_pinned
+
+        tree = require_pinned(cfg.upstream(spec.upstream), upstream_dir, job.get("allow_modified_upstream", False))
+        if (tree.diff_sha256 if tree.dirty else None) != spec.upstream_diff:
+            raise FerbenchError(f"{upstream_dir}: the upstream tree changed since the run was planned; run again")
     source = resolve(dataset_cfg, Path(job["dataset_root"]), Path(job["aligned_dir"]) if job["aligned_dir"] else None)
     root, table, manifest = source.root, source.table, source.manifest
     if manifest != job["manifest"] or (source.aligned or "")[:16] != (spec.aligned or "")[-16:]:
@@ -176,6 +183,7 @@ def run(job: dict) -> None:
         environment(device, upstream_dir, determinism),
         upstream=spec.upstream,
         upstream_commit=spec.upstream_commit,
+        **(tree.record() if tree is not None else {}),
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         model_file=model_module_file(model, upstream_dir),
         weights={name: sha256_file(path) for name, path in ctx.weights.items()},
