@@ -18,7 +18,7 @@ import pandas as pd
 from harness.config import Dataset
 from harness.data.loaders import LAYOUTS
 from harness.data.loaders.fer2013 import SEPARATOR, is_pixel_row
-from harness.data.loaders.samples import COLUMNS, INTEGER_COLUMNS
+from harness.data.loaders.samples import COLUMNS, INTEGER_COLUMNS, escaping
 from harness.data.problems import Problems
 from harness.errors import FerbenchError
 
@@ -65,6 +65,11 @@ def scan(root: Path, dataset: Dataset) -> tuple[pd.DataFrame, list[str]]:
         return _empty(), [f"{root}: not a layout of dataset '{dataset.name}'; expected {expected}"]
     problems = Problems()
     table = _keep_classes(LAYOUTS[layout].load(root, dataset, problems), dataset, problems, root)
+    files = [p.rpartition(SEPARATOR)[0] if is_pixel_row(p) else p for p in table["path"]]
+    outside = escaping(root, dict.fromkeys(files))
+    for path, real in outside.items():  # `..` in a label file is caught as the loader reads it (samples.within)
+        problems.add(root / path, f"escapes the dataset root (it resolves to {real})")
+    table = table[~pd.Series(files, index=table.index).isin(outside)]
     if table.empty and not problems.errors:
         problems.add(root, f"no labelled samples found for dataset '{dataset.name}' (layout {layout})")
     table = table[COLUMNS].reset_index(drop=True)
