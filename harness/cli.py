@@ -142,6 +142,11 @@ def run(
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:
         err.print(f"--all: skipping {len(skipped)} pair(s) of a video model and still images or the reverse: {', '.join(skipped)}")
+    from harness.weights import unverified
+
+    models_loading = {job.spec.model: State.config().model(job.spec.model) for job in planned if job.spec.pretrained}
+    for line in unverified(models_loading.values(), State.paths.weights):
+        err.print(f"weights: {line}", markup=False, highlight=False, soft_wrap=True)
     if launcher == "slurm":
         overrides = {k: v for k, v in (("partition", partition), ("time_limit_min", time_limit), ("max_concurrent", max_concurrent)) if v is not None}
         _run_on_slurm(planned, State.config().launcher.slurm.model_copy(update=overrides), overwrite, wait)

@@ -143,6 +143,12 @@ def verification(model: Model) -> dict[str, str]:
     return {w.name: "verified" if w.sha256 else "not verified (no sha256 in benchmark.toml)" for w in model.pretrained}
 
 
+def unverified(planned_models, weights_dir: Path) -> list[str]:
+    """One line per weight file a run will load that no pin verifies: what `ferbench run` says before it starts."""
+    names = sorted({(w.name, w.url) for model in planned_models for w in model.pretrained if not w.sha256})
+    return [f"{weights_dir / name}: {UNVERIFIED}" for name, _ in names]
+
+
 def rows(cfg: Config, weights_dir: Path) -> list[tuple[str, ...]]:
     """One row per declared file and model, in HEADER's order."""
     return [

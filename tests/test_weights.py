@@ -328,3 +328,14 @@ def test_zero_dimensional_numpy_entries_keep_their_shape():
     module = nn.BatchNorm1d(2)
     state = {k: v.numpy() for k, v in module.state_dict().items()}
     assert weights.load_into(module, state, what="bn") == 5  # weight, bias, running mean and var, and the 0-d counter
+
+
+def test_run_names_every_unpinned_file_it_will_load(saved):
+    path, weight = saved
+    model = parse(TINY_TOML).model("baseline")
+    unpinned = weight.model_copy(update={"sha256": None, "name": "other.pth"})
+    model = model.model_copy(update={"pretrained": (weight, unpinned)})
+    assert weights.unverified([model, model], path.parent) == [
+        f"{path.parent / 'other.pth'}: present, not verified (no sha256 in benchmark.toml)"
+    ]
+    assert weights.verification(model) == {"tiny.pth": "verified", "other.pth": "not verified (no sha256 in benchmark.toml)"}

@@ -90,3 +90,26 @@ def test_a_valid_store_file_round_trips(tmp_path):
     record = read_run(folder)
     assert record.result.accuracy == 0.99 and record.config.model == "dan"
     assert json.loads((folder / "result.json").read_text())["accuracy"] == 0.99
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"\xff\xfe\x00garbage", "not UTF-8 text"),
+    (b'{"folds": [', "not a valid split file"),
+    (b"{}", "it holds no folds"),
+])
+def test_a_damaged_split_file_is_one_line(tiny_dataset, tmp_path, content, reason):
+    from harness.config import parse
+    from harness.data.protocols import saved_folds
+    from harness.data.table import load_table, manifest_hash
+    from harness.errors import FerbenchError
+    from tests.conftest import TINY_TOML
+
+    dataset = parse(TINY_TOML).dataset("synthetic")
+    root = tiny_dataset / "synthetic"
+    table = load_table(root, dataset)
+    manifest = manifest_hash(root, table)
+    path, _ = saved_folds(table, tmp_path, "synthetic", "official", manifest, 0.2)
+    path.write_bytes(content)
+    with pytest.raises(FerbenchError) as caught:
+        saved_folds(table, tmp_path, "synthetic", "official", manifest, 0.2)
+    assert str(caught.value).startswith(str(path)) and reason in str(caught.value) and "\n" not in str(caught.value)
