@@ -14,6 +14,7 @@ import hashlib
 import json
 import pickle
 import re
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import suppress
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from harness.config import Config, Model, WeightFile
 from harness.errors import FerbenchError
-from harness.files import write_json_atomic
+from harness.files import os_error_line, write_json_atomic
 
 CACHE_NAME = ".sha256-cache.json"
 FIRST_SEEN_NAME = "first-seen-sha256.json"
@@ -96,7 +97,10 @@ def verify(weight: WeightFile, path: Path, model: str) -> None:
     got = sha256_file(path)
     pinned = pinned_sha256(weight, path)
     if pinned is None:
-        write_json_atomic(path.parent / FIRST_SEEN_NAME, {**_first_seen(path), weight.name: got})
+        try:
+            write_json_atomic(path.parent / FIRST_SEEN_NAME, {**_first_seen(path), weight.name: got})
+        except OSError as error:  # a read-only weights folder is fine; the file is then simply never verified
+            print(f"warning: {os_error_line(error)}; the first-use sha256 of {weight.name} is not recorded", file=sys.stderr)
         return
     if got != pinned:
         where = f"pinned in benchmark.toml (models.{model}.pretrained)" if weight.sha256 else (

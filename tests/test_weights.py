@@ -339,3 +339,21 @@ def test_run_names_every_unpinned_file_it_will_load(saved):
         f"{path.parent / 'other.pth'}: present, not verified (no sha256 in benchmark.toml)"
     ]
     assert weights.verification(model) == {"tiny.pth": "verified", "other.pth": "not verified (no sha256 in benchmark.toml)"}
+
+
+def test_a_read_only_weights_folder_with_an_unpinned_file_still_runs(saved, monkeypatch, capsys):
+    import errno
+
+    from harness import files
+
+    path, weight = saved
+    unpinned = weight.model_copy(update={"sha256": None})
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path.parent))
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    weights.verify(unpinned, path, "tinynet")
+    warning = capsys.readouterr().err.strip()
+    assert warning == f"warning: {path.parent}: read-only file system; the first-use sha256 of tiny.pth is not recorded"
+    assert weights.status(unpinned, path.parent) == weights.UNVERIFIED
