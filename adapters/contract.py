@@ -36,8 +36,9 @@ class BuildContext:
     pretrained: bool
     weights_dir: Path | None = None
     upstream_dir: Path | None = None
-    trust_pickle: bool = False
     weights: Mapping[str, Path] = field(default_factory=dict)
+    allowed_globals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per declared file: the globals benchmark.toml lets its pickle reference (`globals`)."""
     """Declared weight files (benchmark.toml name → path), already found and sha256-checked."""
     classes: tuple[str, ...] = ()
     class_counts: tuple[int, ...] = ()

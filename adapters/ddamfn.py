@@ -8,8 +8,9 @@ CE + 0.1·AttentionLoss(heads). Workarounds:
   its `eps` and `AttentionLoss` definitions are compiled, from the file's own source via `ast`; nothing else of
   the script runs.
 - `DDAMNet(pretrained=True)` `torch.load`s `./pretrained/MFN_msceleb.pth`, a whole pickled MixedFeatureNet; we
-  build with `pretrained=False` and load the sha256-checked file afterwards (it needs --trust-pickle, and
-  `networks.MixedFeatureNet` importable, which the upstream path provides). The constructor keeps the file's
+  build with `pretrained=False` and load the checked file afterwards through the weights-only unpickler, which
+  admits only the module classes benchmark.toml lists as its `globals` (`networks.MixedFeatureNet` importable,
+  which the upstream path provides). The constructor keeps the file's
   first 9 children as `model.features`; their state goes there strictly. A plain state dict of a
   MixedFeatureNet (the same file converted once) is accepted too.
 """
@@ -77,7 +78,7 @@ def build(ctx: BuildContext) -> nn.Module:
         from adapters.shims import load_weights
         from harness.weights import load_into
 
-        loaded = load_weights(ctx, WEIGHTS)  # a whole pickled nn.Module: only with --trust-pickle
+        loaded = load_weights(ctx, WEIGHTS)  # a whole pickled nn.Module: only its declared classes
         load_into(model.features, backbone_state(loaded), what=f"{WEIGHTS} (MS-Celeb MixedFeatureNet)")
     return model
 

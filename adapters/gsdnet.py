@@ -69,7 +69,7 @@ def build(ctx: BuildContext) -> nn.Module:
         from adapters.shims import load_weights
         from harness.weights import load_into
 
-        state = load_weights(ctx, WEIGHTS)  # a Python-2 latin1 pickle of numpy arrays: only with --trust-pickle
+        state = load_weights(ctx, WEIGHTS)  # a Python-2 latin1 pickle of numpy arrays (numpy globals only)
         if isinstance(state, dict):
             state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
         load_into(model.resnet, state, what=f"{WEIGHTS} (VGGFace2 ResNet-50)", expected=MATCHED_TENSORS)

@@ -80,14 +80,14 @@ def torch_load_returning(value: Any) -> Iterator[None]:
 
 
 def load_weights(ctx: BuildContext, name: str) -> Any:
-    """A declared weight file, already sha256-checked by the worker, read without running its code
-    unless the user passed --trust-pickle."""
+    """A declared weight file, already checked by the worker, read without running code from it: only the
+    globals benchmark.toml declares for it (`ctx.allowed_globals`) may appear in its pickle."""
     from harness.errors import FerbenchError
     from harness.weights import load_state
 
     if name not in ctx.weights:
         raise FerbenchError(f"weight file '{name}' is not declared for this model in benchmark.toml")
-    return load_state(ctx.weights[name], trust_pickle=ctx.trust_pickle)
+    return load_state(ctx.weights[name], ctx.allowed_globals.get(name, ()), what=f"benchmark.toml (globals of {name})")
 
 
 def patch_posterize(name_to_op: dict) -> None:

@@ -110,8 +110,10 @@ def run(
         "upstream", help="upstream (each model's own optimizer, schedule, epochs) or a [recipes.NAME] template, e.g. unified."
     ),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Random initialisation."),
-    trust_pickle: bool = typer.Option(
-        False, "--trust-pickle", help="Allow weight files that can only be unpickled (runs code from the file); only after their sha256 matched."
+    allow_modified_upstream: bool = typer.Option(
+        False, "--allow-modified-upstream",
+        help="Run even though a vendor tree has changed or untracked files or another commit; env.json records it, "
+        "the report labels the model (modified upstream), and such runs get their own run ids.",
     ),
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
     overwrite: bool = typer.Option(False, help="Recompute runs that are already complete."),
@@ -135,11 +137,16 @@ def run(
     request = Request(
         protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
-        trust_pickle=trust_pickle, aligned=aligned, recipe=recipe, amp=amp,
+        aligned=aligned, recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:
         err.print(f"--all: skipping {len(skipped)} pair(s) of a video model and still images or the reverse: {', '.join(skipped)}")
+    from harness.weights import unverified
+
+    models_loading = {job.spec.model: State.config().model(job.spec.model) for job in planned if job.spec.pretrained}
+    for line in unverified(models_loading.values(), State.paths.weights):
+        err.print(f"weights: {line}", markup=False, highlight=False, soft_wrap=True)
     if launcher == "slurm":
         overrides = {k: v for k, v in (("partition", partition), ("time_limit_min", time_limit), ("max_concurrent", max_concurrent)) if v is not None}
         _run_on_slurm(planned, State.config().launcher.slurm.model_copy(update=overrides), overwrite, wait)
@@ -216,6 +223,8 @@ def status() -> None:
     for state in states:
         if state.state in ("failed", "interrupted", "running"):
             Console().print(f"{state.state}: {state.folder} {state.detail}", markup=False, highlight=False, soft_wrap=True)
+        elif state.state == "unreadable":
+            Console().print(f"unreadable: {state.detail}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -243,10 +252,13 @@ def report(
         raise FerbenchError(f"--test: expected one of {', '.join(TESTS)}, got '{test}'", exit_code=2)
     options = Options(metrics=parse_metrics(metric or []), ci=ci, test=test, alpha=alpha)
     cfg, results = State.config(), State.paths.results
-    runs = load_runs(results, {name for name, dataset in cfg.datasets.items() if dataset.video})
+    unreadable: list = []
+    runs = load_runs(results, {name for name, dataset in cfg.datasets.items() if dataset.video}, unreadable)
+    for bad in unreadable:
+        err.print(bad.line, markup=False, highlight=False, soft_wrap=True)
     built = build(
         select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
-        unfinished=unfinished_runs(results),
+        unfinished=unfinished_runs(results), unreadable=unreadable,
     )
     items = figures(built) if fmt == "html" or plots else None
     if plots:
@@ -400,8 +412,8 @@ def splits_export(
 
 @app.command("weights")
 def weights_() -> None:
-    """Every pretrained weight file in the registry: present, missing or checksum mismatch. Exits 1 unless all are present."""
-    from harness.weights import HEADER, rows
+    """Every pretrained weight file in the registry: verified (its sha256 pin matched), present but not verified (no pin), missing or mismatched. Exits 1 unless all are usable."""
+    from harness.weights import HEADER, rows, usable
 
     cfg, weights_dir = State.config(), State.paths.weights
     with err.status(f"checking the sha256 of the files in {weights_dir}"):
@@ -413,9 +425,9 @@ def weights_() -> None:
     for column in HEADER:
         table.add_column(column, no_wrap=column == "status", overflow="ellipsis" if column == "source" else "fold")
     for row in listed:
-        table.add_row(*row, style=None if row[3].startswith("present") else "red")
+        table.add_row(*row, style=None if usable(row[3]) else "red")
     Console().print(table)
-    unusable = sorted({(file, state, url) for _, file, _, state, url in listed if not state.startswith("present")})
+    unusable = sorted({(file, state, url) for _, file, _, state, url in listed if not usable(state)})
     for file, state, url in unusable:
         err.print(f"{weights_dir / file}: {state}; download {url}", markup=False, highlight=False, soft_wrap=True)
     if unusable:
@@ -472,6 +484,13 @@ def main(argv: list[str] | None = None) -> None:
     except FerbenchError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
+    except OSError as error:  # read-only or full disk, a file where a folder should be: one line, not a traceback
+        from rich.markup import escape
+
+        from harness.files import os_error_line
+
+        err.print(f"[red]error:[/red] {escape(os_error_line(error))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

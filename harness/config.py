@@ -6,6 +6,7 @@ Every problem is reported as `benchmark.toml: <key.path>: <reason>` so a user ca
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.errors import FerbenchError
 
+IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9_-]*")
+"""Registry names: they become path components (results/<dataset>/<model>/…, vendor/<upstream>)."""
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "benchmark.toml"
 ADAPTERS_DIR = Path(__file__).resolve().parent.parent / "adapters"
 
@@ -96,6 +99,9 @@ class WeightFile(_Record):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     url: str
     initialises: str = ""
+    globals: tuple[str, ...] = ()
+    """`module.Name`s the file's pickle may reference beyond torch's tensor rebuilders (numpy arrays, the
+    upstream's module classes); the weights-only unpickler refuses anything else."""
 
 
 class Model(_Record):
@@ -215,6 +221,13 @@ class Config(_Record):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
+        for section in ("upstreams", "models", "datasets", "recipes"):
+            for name in getattr(self, section):
+                if not IDENTIFIER.fullmatch(name):
+                    raise ValueError(
+                        f"{section}.{name}: not a name; names are lower-case letters, digits, '-' and '_', starting "
+                        "with a letter or digit (they become folder names under the results and vendor dirs)"
+                    )
         for name, model in self.models.items():
             if model.upstream is not None and model.upstream not in self.upstreams:
                 raise ValueError(

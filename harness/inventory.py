@@ -19,10 +19,11 @@ def _weights_status(paths: Paths, files) -> str:
     """Present and matching its pinned sha256 (hashes are cached beside the files, so this stays quick)."""
     if not files:
         return "none needed"
-    from harness.weights import status
+    from harness.weights import VERIFIED, status, usable
 
-    present = sum(status(f, paths.weights) == "present" for f in files)
-    return f"{present}/{len(files)} present"
+    states = [status(f, paths.weights) for f in files]
+    present, verified = sum(map(usable, states)), states.count(VERIFIED)
+    return f"{present}/{len(files)} present, {verified} verified"
 
 
 def model_rows(cfg: Config, paths: Paths) -> list[tuple[str, ...]]:

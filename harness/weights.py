@@ -1,9 +1,11 @@
-"""Pretrained weight files: find them, prove they are the pinned bytes, load them without running their code.
+"""Pretrained weight files: find them, check them against their pins, load them without running their code.
 
-A file is used only after its sha256 matches `benchmark.toml`. Plain state dicts load with
-`torch.load(weights_only=True)`; files that only a full unpickler can read (whole pickled modules,
-Python 2 pickles) need `--trust-pickle`. A load that leaves tensors at their random init is an error.
-Listing never imports torch: hashes are cached beside the files, keyed on size and timestamps.
+A pinned file is used only after its sha256 matches `benchmark.toml` (then, and only then, it is
+"verified"); an unpinned one is "present, not verified" and must keep the hash of its first use. No
+file can run code: loads go through a weights-only unpickler that admits torch's tensor rebuilders and
+the globals declared for that file (`globals` in benchmark.toml), nothing else, and no flag bypasses it.
+A load that leaves tensors at their random init is an error. Listing never imports torch: hashes are
+cached beside the files, keyed on size, timestamps and inode.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import hashlib
 import json
 import pickle
 import re
+import sys
+from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
 from harness.config import Config, Model, WeightFile
 from harness.errors import FerbenchError
-from harness.files import write_json_atomic
+from harness.files import os_error_line, write_json_atomic
 
 CACHE_NAME = ".sha256-cache.json"
 FIRST_SEEN_NAME = "first-seen-sha256.json"
@@ -49,7 +53,7 @@ def _digest(path: Path) -> str:
 def _stamp(path: Path) -> dict:
     """What must be unchanged for a cached hash to stand; ctime moves on any write or replacement."""
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
 
 
 def _read_cache(cache: Path) -> dict:
@@ -93,7 +97,10 @@ def verify(weight: WeightFile, path: Path, model: str) -> None:
     got = sha256_file(path)
     pinned = pinned_sha256(weight, path)
     if pinned is None:
-        write_json_atomic(path.parent / FIRST_SEEN_NAME, {**_first_seen(path), weight.name: got})
+        try:
+            write_json_atomic(path.parent / FIRST_SEEN_NAME, {**_first_seen(path), weight.name: got})
+        except OSError as error:  # a read-only weights folder is fine; the file is then simply never verified
+            print(f"warning: {os_error_line(error)}; the first-use sha256 of {weight.name} is not recorded", file=sys.stderr)
         return
     if got != pinned:
         where = f"pinned in benchmark.toml (models.{model}.pretrained)" if weight.sha256 else (
@@ -114,14 +121,36 @@ def require(model: Model, weights_dir: Path) -> dict[str, Path]:
     return paths
 
 
+VERIFIED = "verified"
+UNVERIFIED = "present, not verified (no sha256 in benchmark.toml)"
+
+
 def status(weight: WeightFile, weights_dir: Path) -> str:
+    """`verified` only where benchmark.toml's pin matched; an unpinned file is present, never verified."""
     path = weights_dir / weight.name
     if not path.is_file():
         return "missing"
-    pinned = pinned_sha256(weight, path)
-    if pinned is None:
-        return "present (unpinned)"
-    return "present" if sha256_file(path) == pinned else "checksum mismatch"
+    if file_format(path) == "unknown":
+        return "not a weight file"
+    if weight.sha256:
+        return VERIFIED if sha256_file(path) == weight.sha256 else "checksum mismatch"
+    first = _first_seen(path).get(weight.name)
+    return "changed since its first use" if first and sha256_file(path) != first else UNVERIFIED
+
+
+def usable(state: str) -> bool:
+    return state in (VERIFIED, UNVERIFIED)
+
+
+def verification(model: Model) -> dict[str, str]:
+    """What env.json and `ferbench run` say of each declared file: verified against a pin, or not."""
+    return {w.name: "verified" if w.sha256 else "not verified (no sha256 in benchmark.toml)" for w in model.pretrained}
+
+
+def unverified(planned_models, weights_dir: Path) -> list[str]:
+    """One line per weight file a run will load that no pin verifies: what `ferbench run` says before it starts."""
+    names = sorted({(w.name, w.url) for model in planned_models for w in model.pretrained if not w.sha256})
+    return [f"{weights_dir / name}: {UNVERIFIED}" for name, _ in names]
 
 
 def rows(cfg: Config, weights_dir: Path) -> list[tuple[str, ...]]:
@@ -137,49 +166,95 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _needs_unpickling(error: BaseException) -> bool:
-    """The weights-only loader's refusals: a forbidden global, or a file that is a bare pickle."""
-    if isinstance(error, (pickle.UnpicklingError, UnicodeDecodeError)):
-        return True
-    return isinstance(error, RuntimeError) and "magic number" in str(error)
+TORCH_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+"""How `torch.save` files from before the zip format (torch < 1.6) begin."""
 
 
-def _refused_global(error: BaseException) -> str:
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-    return f" (it refers to {found.group(1)})" if found else ""
-
-
-def load_state(path: Path, *, trust_pickle: bool) -> object:
-    """Load a file that already passed `verify`; full unpickling only when the user trusts it."""
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        if not _needs_unpickling(error):
-            raise FerbenchError(f"{path}: cannot be read as a torch checkpoint: {_first_line(error)}") from None
-        if not trust_pickle:
-            raise FerbenchError(
-                f"{path}: this file can only be unpickled, which runs code from the file{_refused_global(error)}; "
-                "it passed its sha256 check — rerun with --trust-pickle to load it"
-            ) from None
-    try:
-        return _unpickle(path)
-    except Exception as error:
-        raise FerbenchError(f"{path}: cannot be unpickled: {_first_line(error)}") from None
-
-
-def _unpickle(path: Path) -> object:
-    """A torch checkpoint of any age, else a bare pickle; latin1 reads Python 2 strings (numpy array data)."""
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, encoding="latin1")
-    except RuntimeError as error:
-        if "magic number" not in str(error):
-            raise
+def file_format(path: Path) -> str:
+    """`torch` (a zip or legacy torch.save file), `pickle` (a bare pickle) or `unknown`; reads 32 bytes."""
     with path.open("rb") as handle:
-        return pickle.load(handle, encoding="latin1")
+        head = handle.read(32)
+    if head.startswith(b"PK\x03\x04") or head.startswith(TORCH_LEGACY_MAGIC):
+        return "torch"
+    return "pickle" if head[:1] == pickle.PROTO else "unknown"
+
+
+def resolve_globals(names: tuple[str, ...], path: Path) -> dict[str, object]:
+    """`module.Name` → the object, for each global a declared file may reference; importing only modules
+    named in benchmark.toml (the run's own upstream is on sys.path in the worker)."""
+    import importlib
+    import warnings
+
+    resolved = {}
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        try:
+            with warnings.catch_warnings():  # numpy 2 warns on its numpy.core alias, which Python-2 pickles name
+                warnings.simplefilter("ignore", DeprecationWarning)
+                resolved[name] = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise FerbenchError(f"{path}: allowed global {name} cannot be imported: {_first_line(error)}") from None
+    return resolved
+
+
+class _AllowlistUnpickler(pickle.Unpickler):
+    """The stdlib unpickler with every global lookup (GLOBAL, STACK_GLOBAL, EXT*) confined to an allowlist."""
+
+    def __init__(self, handle, allowed: dict[str, object]):
+        super().__init__(handle, encoding="latin1")  # latin1 reads Python 2 `str` array data, as GSDNet's loader does
+        self.allowed = allowed
+
+    def find_class(self, module: str, name: str) -> object:
+        full = f"{module}.{name}"
+        if full == "collections.OrderedDict":  # state dicts; torch's unpickler admits it too
+            return OrderedDict
+        if full not in self.allowed:
+            raise pickle.UnpicklingError(f"Unsupported global: GLOBAL {full}")
+        return self.allowed[full]
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError(f"persistent id {pid!r} in a bare pickle")
+
+
+def _refused(path: Path, error: BaseException, what: str) -> FerbenchError:
+    found = re.search(r"GLOBAL (\S+?)(?: was| whose|$)", str(error)) or re.search(r"GLOBAL (\S+)", str(error))
+    if found:
+        name = found.group(1) if "." in found.group(1) else f"builtins.{found.group(1)}"  # torch drops `builtins.`
+        return FerbenchError(
+            f"{path}: refused: the file needs the global {name}, which {what} does not allow; "
+            "nothing from the file was run"
+        )
+    return FerbenchError(f"{path}: refused by the weights-only unpickler: {_first_line(error)}")
+
+
+def load_state(path: Path, allowed: tuple[str, ...] = (), what: str = "benchmark.toml") -> object:
+    """Load a weight file without running code from it.
+
+    torch files go through torch's weights-only unpickler; bare pickles (GSDNet's Python-2 .pkl, whose
+    BINSTRING opcodes and numpy dtype states torch's unpickler cannot read) through the stdlib unpickler
+    with `find_class` confined. Either way only torch's own tensor rebuilders and the globals in `allowed` (declared per
+    file in benchmark.toml as `globals`) can be referenced; anything else is refused, naming the global.
+    """
+    import torch
+
+    kind = file_format(path)
+    if kind == "unknown":
+        raise FerbenchError(f"{path}: not a weight file (neither a torch.save archive nor a pickle)")
+    globals_ = resolve_globals(allowed, path)
+    try:
+        if kind == "torch":
+            with torch.serialization.safe_globals([(obj, name) for name, obj in globals_.items()]):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as handle:
+            return _AllowlistUnpickler(handle, globals_).load()
+    except pickle.UnpicklingError as error:
+        raise _refused(path, error, what) from None
+    except OSError:
+        raise
+    except Exception as error:
+        if "GLOBAL" in str(error):
+            raise _refused(path, error, what) from None
+        raise FerbenchError(f"{path}: cannot be read as a weight file: {_first_line(error)}") from None
 
 
 def _listed(keys, shown: int = SHOWN_KEYS) -> str:

@@ -64,3 +64,9 @@ def child_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _content_hash_cache(tmp_path_factory):
+    """Dataset content hashes are cached per user (harness.data.content); tests keep theirs to themselves."""
+    os.environ["FERBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("ferbench-cache"))

@@ -1,9 +1,8 @@
 import hashlib
-import io
 import json
 import os
 import pickle
-import struct
+import re
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from harness import weights
 from harness.config import WeightFile, parse
 from harness.errors import FerbenchError
 from tests.conftest import TINY_TOML, child_env, ferbench_argv
+from tests.weight_files import python2_pickle
 
 URL = "https://example.org/tiny.pth"
 
@@ -42,24 +42,11 @@ class Meter:
     """Stands in for the training-log objects some released checkpoints pickle (POSTER_V2's RecorderMeter)."""
 
 
-class Python2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 `str` opcodes, as in GSDNet's VGGFace2 .pkl: only latin1 decoding reads them."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def save_str8(self, obj):
-        opcode = pickle.SHORT_BINSTRING + bytes([len(obj)]) if len(obj) < 256 else pickle.BINSTRING + struct.pack("<i", len(obj))
-        self.write(opcode + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_str8
-
-
 def test_present_file_is_located_and_verified(saved):
     path, weight = saved
     assert weights.locate(weight, path.parent, "tinynet") == path
     weights.verify(weight, path, "tinynet")
-    assert weights.status(weight, path.parent) == "present"
+    assert weights.status(weight, path.parent) == weights.VERIFIED
 
 
 def test_missing_file_says_where_to_put_it_and_where_to_get_it(tmp_path, saved):
@@ -120,49 +107,105 @@ def test_a_corrupt_cache_is_ignored(saved):
     assert weights.sha256_file(path) == weight.sha256
 
 
-def test_plain_state_dict_loads_without_trust(saved):
+NUMPY_GLOBALS = ("numpy.core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype")
+
+
+def test_plain_state_dict_loads_with_no_declared_globals(saved):
     path, _ = saved
-    state = weights.load_state(path, trust_pickle=False)
+    state = weights.load_state(path)
     assert set(state) == set(tiny().state_dict())
 
 
 @pytest.mark.parametrize("content", [tiny(), {"state_dict": tiny().state_dict(), "recorder": Meter()}], ids=["module", "object"])
-def test_pickle_gate(tmp_path, content):
+def test_an_undeclared_global_is_refused_by_name(tmp_path, content):
     path = tmp_path / "whole.pth"
     torch.save(content, path)
     with pytest.raises(FerbenchError) as caught:
-        weights.load_state(path, trust_pickle=False)
+        weights.load_state(path, NUMPY_GLOBALS)
     message = str(caught.value)
-    assert message.startswith(f"{path}: this file can only be unpickled") and "--trust-pickle" in message
+    needed = "torch.nn.modules.container.Sequential" if isinstance(content, nn.Module) else "tests.test_weights.Meter"
+    assert message.startswith(f"{path}: refused: the file needs the global {needed}, which benchmark.toml does not allow")
     assert "\n" not in message
-    loaded = weights.load_state(path, trust_pickle=True)
-    assert isinstance(loaded, nn.Module) or isinstance(loaded["recorder"], Meter)
 
 
-def test_python2_pickle_of_numpy_arrays_loads_only_with_trust(tmp_path):
+def test_a_pickled_module_loads_with_its_classes_declared(tmp_path):
+    path = tmp_path / "whole.pth"
+    torch.save(tiny(), path)
+    classes = ("torch.nn.modules.container.Sequential", "torch.nn.modules.conv.Conv2d", "torch.nn.modules.batchnorm.BatchNorm2d",
+               "torch.nn.modules.flatten.Flatten", "torch.nn.modules.linear.Linear")
+    loaded = weights.load_state(path, classes)
+    assert isinstance(loaded, nn.Sequential) and torch.equal(loaded[0].weight, tiny()[0].weight)
+
+
+def test_python2_pickle_of_numpy_arrays_loads_with_numpy_globals_only(tmp_path):
     array = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
-    buffer = io.BytesIO()
-    Python2Pickler(buffer, protocol=2).dump({"fc.weight": array})
     path = tmp_path / "vgg_msceleb_resnet50_ft_weight.pkl"
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(python2_pickle({"fc.weight": array}))
     with pytest.raises(UnicodeDecodeError):
         pickle.loads(path.read_bytes())
-    with pytest.raises(FerbenchError, match="--trust-pickle"):
-        weights.load_state(path, trust_pickle=False)
-    loaded = weights.load_state(path, trust_pickle=True)
+    with pytest.raises(FerbenchError, match="needs the global numpy.core.multiarray._reconstruct"):
+        weights.load_state(path)
+    loaded = weights.load_state(path, NUMPY_GLOBALS)
     np.testing.assert_array_equal(loaded["fc.weight"], array)
     head = nn.ModuleDict({"fc": nn.Linear(3, 2, bias=False)})
     assert weights.load_into(head, loaded, what="vgg head") == 1
     assert torch.equal(head["fc"].weight, torch.from_numpy(array))
 
 
+class WritesAFile:
+    """A weight file's payload that, unpickled by a full unpickler, creates `target`."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.target!r}, 'w').write('pwned')",))
+
+
+def _malicious(path, target, kind: str) -> None:
+    if kind == "bare":  # GSDNet's format: a Python-2 pickle of numpy arrays
+        path.write_bytes(python2_pickle({"hook": WritesAFile(target), "fc.weight": np.zeros((2, 3), np.float32)}))
+    else:
+        payload = {"hook": WritesAFile(target), "state_dict": tiny().state_dict()}
+        torch.save(payload, path, _use_new_zipfile_serialization=kind == "zip")
+
+
+DDAMFN_LIKE = NUMPY_GLOBALS + ("torch.nn.modules.conv.Conv2d", "torch.nn.modules.container.Sequential")
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy", "bare"])
+@pytest.mark.parametrize("allowed", [(), NUMPY_GLOBALS, DDAMFN_LIKE], ids=["none", "gsdnet", "ddamfn"])
+def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, kind, allowed):
+    path, target = tmp_path / "evil.pth", tmp_path / "pwned.txt"
+    _malicious(path, target, kind)
+    with pytest.raises(FerbenchError) as caught:
+        weights.load_state(path, allowed)
+    assert re.search(r"needs the global (builtins|__builtin__)\.exec, which", str(caught.value)), caught.value
+    assert not target.exists()
+
+
+def test_no_flag_bypasses_the_allowlist(workspace):
+    done = subprocess.run(ferbench_argv("run", "--model", "baseline", "--trust-pickle"), capture_output=True, text=True,
+                          env=child_env(), cwd=workspace)
+    assert done.returncode == 2 and "No such option: --trust-pickle" in done.stderr
+
+
 def test_unreadable_file_is_one_line(tmp_path):
     path = tmp_path / "truncated.pth"
     torch.save(tiny().state_dict(), path)
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(FerbenchError, match=r"truncated.pth: cannot be (read|unpickled)") as caught:
-        weights.load_state(path, trust_pickle=True)
+    with pytest.raises(FerbenchError, match=r"truncated.pth: cannot be read as a weight file") as caught:
+        weights.load_state(path)
     assert "\n" not in str(caught.value)
+
+
+def test_random_bytes_are_not_a_weight_file(tmp_path):
+    path = tmp_path / "noise.pth"
+    path.write_bytes(np.random.default_rng(0).integers(1, 255, 5000, dtype=np.uint8).tobytes())
+    unpinned = WeightFile(name="noise.pth", url=URL)
+    assert weights.status(unpinned, tmp_path) == "not a weight file"
+    with pytest.raises(FerbenchError, match="not a weight file"):
+        weights.load_state(path)
 
 
 def test_strict_load_copies_every_tensor():
@@ -243,7 +286,7 @@ def test_rows_list_every_file_without_importing_torch(tmp_path, saved):
     )
     assert "TORCH False" in out.stdout
     assert json.loads(out.stdout.splitlines()[0]) == [
-        ["baseline", "tiny.pth", "backbone", "present", URL],
+        ["baseline", "tiny.pth", "backbone", weights.VERIFIED, URL],
         ["baseline", "gone.pth", "", "missing", URL],
         ["baseline", "tiny.pth", "", "checksum mismatch", URL],
     ]
@@ -259,7 +302,7 @@ def test_weights_command_lists_status_and_fails_while_any_file_is_unusable(works
     toml.write_text(TINY_TOML.replace("input_size = 32\n", f"input_size = 32\npretrained = [{declared}]\n"))
     done = run()
     assert done.returncode == 0, done.stderr
-    assert "tiny.pth" in done.stdout and "present" in done.stdout
+    assert "tiny.pth" in done.stdout and "verified" in done.stdout
 
     missing = f'{{ name = "gone.pth", sha256 = "{"1" * 64}", url = "{URL}" }}'
     toml.write_text(TINY_TOML.replace("input_size = 32\n", f"input_size = 32\npretrained = [{declared}, {missing}]\n"))
@@ -271,17 +314,46 @@ def test_weights_command_lists_status_and_fails_while_any_file_is_unusable(works
 def test_an_unpinned_file_is_pinned_by_its_first_use(saved):
     path, weight = saved
     unpinned = weight.model_copy(update={"sha256": None})
-    assert weights.status(unpinned, path.parent) == "present (unpinned)"
+    assert weights.status(unpinned, path.parent) == "present, not verified (no sha256 in benchmark.toml)"
     weights.verify(unpinned, path, "tinynet")
     assert json.loads((path.parent / weights.FIRST_SEEN_NAME).read_text()) == {"tiny.pth": weight.sha256}
-    assert weights.status(unpinned, path.parent) == "present"
+    assert weights.status(unpinned, path.parent) == "present, not verified (no sha256 in benchmark.toml)"
     torch.save(tiny(seed=1).state_dict(), path)
     with pytest.raises(FerbenchError, match="recorded when it was first used"):
         weights.verify(unpinned, path, "tinynet")
-    assert weights.status(unpinned, path.parent) == "checksum mismatch"
+    assert weights.status(unpinned, path.parent) == "changed since its first use"
 
 
 def test_zero_dimensional_numpy_entries_keep_their_shape():
     module = nn.BatchNorm1d(2)
     state = {k: v.numpy() for k, v in module.state_dict().items()}
     assert weights.load_into(module, state, what="bn") == 5  # weight, bias, running mean and var, and the 0-d counter
+
+
+def test_run_names_every_unpinned_file_it_will_load(saved):
+    path, weight = saved
+    model = parse(TINY_TOML).model("baseline")
+    unpinned = weight.model_copy(update={"sha256": None, "name": "other.pth"})
+    model = model.model_copy(update={"pretrained": (weight, unpinned)})
+    assert weights.unverified([model, model], path.parent) == [
+        f"{path.parent / 'other.pth'}: present, not verified (no sha256 in benchmark.toml)"
+    ]
+    assert weights.verification(model) == {"tiny.pth": "verified", "other.pth": "not verified (no sha256 in benchmark.toml)"}
+
+
+def test_a_read_only_weights_folder_with_an_unpinned_file_still_runs(saved, monkeypatch, capsys):
+    import errno
+
+    from harness import files
+
+    path, weight = saved
+    unpinned = weight.model_copy(update={"sha256": None})
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path.parent))
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    weights.verify(unpinned, path, "tinynet")
+    warning = capsys.readouterr().err.strip()
+    assert warning == f"warning: {path.parent}: read-only file system; the first-use sha256 of tiny.pth is not recorded"
+    assert weights.status(unpinned, path.parent) == weights.UNVERIFIED

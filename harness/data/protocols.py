@@ -369,6 +369,8 @@ def _read_saved(path: Path, table: pd.DataFrame, manifest: str) -> list[Fold]:
         raise FerbenchError(
             f"{path}:{err.lineno}: not a valid split file ({err.msg}); delete it to draw the splits again"
         ) from None
+    except UnicodeDecodeError:
+        raise FerbenchError(f"{path}: not a valid split file (not UTF-8 text); delete it to draw the splits again") from None
     problem = _inconsistency(saved, len(table), manifest)
     if problem:
         raise FerbenchError(f"{path}: {problem}; delete it to draw the splits again")

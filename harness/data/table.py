@@ -14,11 +14,13 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
+import xxhash
 
 from harness.config import Dataset
 from harness.data.loaders import LAYOUTS
 from harness.data.loaders.fer2013 import SEPARATOR, is_pixel_row
-from harness.data.loaders.samples import COLUMNS, INTEGER_COLUMNS
+from harness.data.content import ContentHashes
+from harness.data.loaders.samples import COLUMNS, INTEGER_COLUMNS, escaping, image_files
 from harness.data.problems import Problems
 from harness.errors import FerbenchError
 
@@ -65,6 +67,11 @@ def scan(root: Path, dataset: Dataset) -> tuple[pd.DataFrame, list[str]]:
         return _empty(), [f"{root}: not a layout of dataset '{dataset.name}'; expected {expected}"]
     problems = Problems()
     table = _keep_classes(LAYOUTS[layout].load(root, dataset, problems), dataset, problems, root)
+    files = [p.rpartition(SEPARATOR)[0] if is_pixel_row(p) else p for p in table["path"]]
+    outside = escaping(root, dict.fromkeys(files))
+    for path, real in outside.items():  # `..` in a label file is caught as the loader reads it (samples.within)
+        problems.add(root / path, f"escapes the dataset root (it resolves to {real})")
+    table = table[~pd.Series(files, index=table.index).isin(outside)]
     if table.empty and not problems.errors:
         problems.add(root, f"no labelled samples found for dataset '{dataset.name}' (layout {layout})")
     table = table[COLUMNS].reset_index(drop=True)
@@ -92,25 +99,32 @@ def _text(value) -> str:
 
 
 def manifest_hash(root: Path, table: pd.DataFrame) -> str:
-    """sha256 over every sample in table order: path, label, a cheap measure of its content (file size; the
-    CSV's size for pixel rows, whose path already names the row; the frame count for a video's frame folder),
-    and the split, fold, subject, box and face id that protocols read."""
-    sizes: dict[str, int] = {}
+    """sha256 over every sample in table order: path, label, the content hash of its file (the CSV's for pixel
+    rows, whose path already names the row; every frame file's for a video's frame folder; see
+    harness.data.content), and the split, fold, subject, box and face id that protocols read. A file rewritten
+    at the same size therefore gives a new manifest: new splits, a new image cache and new run ids."""
+    hashes = ContentHashes(root)
+    contents: dict[str, str] = {}
 
-    def size(path: str) -> int:
-        if path not in sizes:
-            sizes[path] = (root / path).stat().st_size
-        return sizes[path]
+    def content(path: str) -> str:
+        if path not in contents:
+            contents[path] = hashes.of(path)
+        return contents[path]
+
+    def frames_content(folder: str) -> str:
+        names = [f"{folder}/{image.name}" for image in image_files(root / folder)]
+        return xxhash.xxh3_128_hexdigest("".join(f"{name}\t{content(name)}\n" for name in names).encode())
 
     digest = hashlib.sha256()
     fields = table[["path", "label", "frames", "split", "fold", "subject", "box", "face_id"]]
     for path, label, frames, split, fold, subject, box, face_id in fields.itertuples(index=False, name=None):
         if not pd.isna(frames):
-            measure = f"{frames} frames"
+            measure = f"{frames} frames {frames_content(path)}"
         elif is_pixel_row(path):
-            measure = size(path.rpartition(SEPARATOR)[0])
+            measure = content(path.rpartition(SEPARATOR)[0])
         else:
-            measure = size(path)
+            measure = content(path)
         extra = "\t".join(_text(v) for v in (split, fold, subject, box, face_id))
         digest.update(f"{path}\t{label}\t{measure}\t{extra}\n".encode())
+    hashes.save()
     return digest.hexdigest()

@@ -6,7 +6,8 @@ frames are rows `starts[i]:starts[i+1]` of one array [F, 3, S, S] at
 all its frames are flushed. Only the frames DFER-CLIP's 16-segment sampling can ever pick are stored
 (`harness.data.clips.pickable`: the first `16 * (n // 16)` frames, which TSN training draws from, plus the 16
 test frames): the last `n % 16` frames of a clip are never read, which saves 6-11% on DFEW, MAFW and FERV39k.
-`starts` follows from the frame counts alone, so nothing but the sidecar is stored beside the pixels.
+`starts` follows from the frame counts alone. Each clip's XXH3-64 checksum over its kept frames is stored in
+`.sums` and verified when the cache is opened: a clip whose frames were overwritten is decoded again.
 Frames are the clip folder's images sorted by name, as DFER-CLIP's sorted `glob` reads them.
 """
 
@@ -23,7 +24,9 @@ import pandas as pd
 import torch
 
 from harness.config import Dataset
-from harness.data.cache import RESIZE, _exclusive, fill_blocks
+from harness.data.cache import (
+    CHECKSUM, RESIZE, _exclusive, checksum, fill_blocks, mismatched, reserve, sums_file, warn_mismatched,
+)
 from harness.data.clips import SEGMENTS, eval_indices, pickable, train_indices
 from harness.data.images import decode_sample, default_workers
 from harness.data.loaders.samples import image_files
@@ -83,18 +86,18 @@ def _header(dataset: str, manifest: str, size: int, segments: int, paths: list[s
     return dict(format=FORMAT, dataset=dataset, manifest=manifest, size=size, count=len(paths), frames=total,
                 shape=[total, 3, size, size], dtype="uint8", resize=RESIZE,
                 kept=f"frames DFER-CLIP {segments}-segment train or test sampling can pick", segments=segments,
-                rows=rows)
+                rows=rows, checksum=CHECKSUM.replace("row", "clip"))
 
 
 def _intact(file: Path, header: dict) -> bool:
     size = header["size"]
     try:
         recorded = json.loads(file.with_suffix(".json").read_text())
-        lengths = file.stat().st_size, file.with_suffix(".filled").stat().st_size
+        lengths = file.stat().st_size, file.with_suffix(".filled").stat().st_size, file.with_suffix(".sums").stat().st_size
     except (OSError, ValueError):
         return False
     return ({k: recorded.get(k) for k in header} == header
-            and lengths == (header["frames"] * 3 * size * size, header["count"]))
+            and lengths == (header["frames"] * 3 * size * size, header["count"], 8 * header["count"]))
 
 
 def _filled(file: Path, count: int, mode: str) -> np.memmap:
@@ -108,10 +111,9 @@ def _pixels(file: Path, total: int, size: int, mode: str) -> np.memmap:
 def _create(file: Path, header: dict) -> None:
     file.with_suffix(".json").unlink(missing_ok=True)
     size = header["size"]
-    with open(file, "wb") as handle:
-        handle.truncate(header["frames"] * 3 * size * size)
-    with open(file.with_suffix(".filled"), "wb") as handle:
-        handle.truncate(header["count"])
+    reserve(file, header["frames"] * 3 * size * size)
+    reserve(file.with_suffix(".filled"), header["count"])
+    reserve(file.with_suffix(".sums"), 8 * header["count"])
     write_json_atomic(file.with_suffix(".json"), header)
 
 
@@ -129,6 +131,7 @@ def _fill(file: Path, header: dict, root: Path, paths: list[str], counts: np.nda
     if len(missing) == 0:
         return 0
     pixels = _pixels(file, header["frames"], header["size"], "r+")
+    sums = sums_file(file, header["count"], "r+")
     segments, size = header["segments"], header["size"]
 
     def decode_block(clips: np.ndarray) -> np.ndarray:
@@ -143,9 +146,10 @@ def _fill(file: Path, header: dict, root: Path, paths: list[str], counts: np.nda
                                     f"run `ferbench datasets check`")
             for row, index in enumerate(pickable(int(counts[clip]), segments), start=int(starts[clip])):
                 pixels[row] = decode_sample(root, f"{paths[clip]}/{files[index].name}", size)
+            sums[clip] = checksum(pixels[starts[clip]:starts[clip + 1]])
         return clips
 
-    return fill_blocks(decode_block, _clip_blocks(missing, workers), workers, pixels, filled, progress)
+    return fill_blocks(decode_block, _clip_blocks(missing, workers), workers, pixels, filled, progress, sums)
 
 
 def open_frame_cache(
@@ -174,11 +178,20 @@ def open_frame_cache(
     header = _header(dataset.name, manifest, size, segments, paths, counts, int(starts[-1]))
     file = frame_cache_file(results, dataset.name, manifest, size)
     decoded = 0
+    workers = workers or default_workers()
     finished = _intact(file, header) and bool(_filled(file, header["count"], "r").all())
     if not finished:
         with _exclusive(file):
             if not _intact(file, header):
                 _create(file, header)
-            decoded = _fill(file, header, root, paths, counts, starts, workers or default_workers(), progress)
-    return FrameCache(path=file, frames=_pixels(file, header["frames"], size, "r"), counts=counts, starts=starts,
-                      segments=segments, decoded=decoded)
+            decoded = _fill(file, header, root, paths, counts, starts, workers, progress)
+    frames = _pixels(file, header["frames"], size, "r")
+    bad = mismatched(file, frames, header["count"], lambda clip: slice(starts[clip], starts[clip + 1]), workers)
+    if len(bad):
+        warn_mismatched(file, bad, "clip")
+        with _exclusive(file):
+            filled = _filled(file, header["count"], "r+")
+            filled[bad] = 0
+            filled.flush()
+            decoded += _fill(file, header, root, paths, counts, starts, workers, progress)
+    return FrameCache(path=file, frames=frames, counts=counts, starts=starts, segments=segments, decoded=decoded)

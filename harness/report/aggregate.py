@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import FerbenchError
-from harness.files import read_json
 from harness.report.metrics import METRICS
+from harness.run.records import RunRecord, Unreadable, json_dump, read_run
 from harness.run.store import MARKER, RESULT_FILES, complete_runs
 
 CELL = ["protocol", "dataset", "model"]
@@ -44,17 +44,15 @@ def _selection(config: dict, result: dict) -> str:
     return f"validation {config['selection']}" if config.get("selection") else "validation"
 
 
-def _row(folder: Path, video_datasets: frozenset[str]) -> dict:
-    config, result = read_json(folder / "config.json"), read_json(folder / "result.json")
-    env_file = folder / "env.json"
-    env = read_json(env_file) if env_file.is_file() else {}
+def _row(record: RunRecord, video_datasets: frozenset[str]) -> dict:
+    config, result, env = json_dump(record.config), json_dump(record.result), json_dump(record.env)
     return dict(
         splits=config.get("splits", ""),
         split_variant=env.get("split_variant") or "",
-        finished=read_json(folder / MARKER).get("finished", ""),
+        finished=record.marker.finished,
         protocol=config["protocol"],
         dataset=_dataset_label(config),
-        model=_model_label(config, result),
+        model=_model_label(config, result) + (" (modified upstream)" if env.get("upstream_dirty") else ""),
         dataset_name=config["dataset"],
         model_name=config["model"],
         video=bool(config.get("video", config["dataset"] in video_datasets)),
@@ -74,6 +72,7 @@ def _row(folder: Path, video_datasets: frozenset[str]) -> dict:
         ferbench_version=env.get("ferbench_version"),
         ferbench_git_sha=env.get("ferbench_git_sha"),
         ferbench_git_dirty=env.get("ferbench_git_dirty"),
+        upstream_dirty=bool(env.get("upstream_dirty")),
         device=env.get("device_name") or env.get("device") or config.get("device"),
         torch=env.get("torch"),
         classes=tuple(result.get("classes") or config.get("classes") or ()),
@@ -86,12 +85,22 @@ def _row(folder: Path, video_datasets: frozenset[str]) -> dict:
     )
 
 
-def load_runs(results_dir: Path, video_datasets: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
-    """One row per complete run; `video_datasets` names the datasets whose metrics are UAR / WAR."""
-    rows = [_row(folder, frozenset(video_datasets)) for folder in complete_runs(results_dir)]
+def load_runs(
+    results_dir: Path, video_datasets: frozenset[str] | set[str] = frozenset(), unreadable: list[Unreadable] | None = None
+) -> pd.DataFrame:
+    """One row per complete run whose files pass their schemas (harness.run.records); `video_datasets` names
+    the datasets whose metrics are UAR / WAR. Runs that fail are left out and appended to `unreadable`."""
+    rows, bad = [], []
+    for folder in complete_runs(results_dir):
+        record = read_run(folder)
+        (bad.append(record) if isinstance(record, Unreadable) else rows.append(_row(record, frozenset(video_datasets))))
+    if unreadable is not None:
+        unreadable.extend(bad)
     if not rows:
         unread = unfinished_runs(results_dir)
         hint = f" ({unread} run folder(s) without a {MARKER} marker: unfinished or failed)" if unread else ""
+        if bad:
+            hint += f" ({len(bad)} unreadable, e.g. {bad[0].path}: {bad[0].reason})"
         raise FerbenchError(f"{results_dir}: no complete runs found{hint}; run `ferbench run` or `ferbench demo` first")
     return pd.DataFrame(rows)
 

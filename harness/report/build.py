@@ -90,6 +90,8 @@ class Report:
     runs: pd.DataFrame = field(repr=False)
     summary: pd.DataFrame = field(repr=False)
     version: str = harness.__version__
+    unreadable: list[str] = field(default_factory=list)
+    """`unreadable: PATH: reason` per complete run whose files failed validation (left out of every table)."""
 
     @property
     def test_name(self) -> str:
@@ -141,6 +143,7 @@ def build(
     published: tuple[Published, ...] = (),
     references: dict[str, Reference] | None = None,
     unfinished: int = 0,
+    unreadable: tuple = (),
 ) -> Report:
     """Everything a report shows, from the (already filtered) runs."""
     summary = summarise(runs)
@@ -170,5 +173,5 @@ def build(
     footer = provenance(shown, summary, TESTS[options.test], options.alpha, options.ci)
     return Report(
         sections=sections, provenance=footer, missing=missing_cells(summary, grids), unfinished=unfinished,
-        options=options, runs=shown, summary=summary,
+        options=options, runs=shown, summary=summary, unreadable=[bad.line for bad in unreadable],
     )

@@ -43,13 +43,16 @@ def _upstreams(runs: pd.DataFrame) -> list[str]:
     lines = []
     for model, group in runs.groupby("model_name", sort=True):
         pins = set()
-        for upstream, commit, head in zip(group["upstream"], group["upstream_commit"], group["upstream_head"]):
+        dirty = group["upstream_dirty"] if "upstream_dirty" in group else [False] * len(group)
+        for upstream, commit, head, modified in zip(group["upstream"], group["upstream_commit"], group["upstream_head"], dirty):
             if not _known(upstream):
                 pins.add("built in (no upstream code)")
                 continue
             text = f"{upstream} @ {str(commit)[:12] if _known(commit) else 'unpinned'}"
             if _known(head) and _known(commit) and head != commit:
                 text += f" (checked out {str(head)[:12]})"
+            if modified:
+                text += " (modified upstream: see env.json upstream_changed, upstream_untracked, upstream_diff_sha256)"
             pins.add(text)
         lines.append(f"{model}: {'; '.join(sorted(pins))}")
     return lines

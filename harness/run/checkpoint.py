@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from harness.files import atomic_file
 
 FORMAT = 1
 
@@ -55,17 +58,25 @@ def capture(epoch: int, model, criterion, optimizer, scheduler, generator: torch
 
 
 def save(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, "wb") as handle:
+        torch.save(state, handle)
 
 
 def load(path: Path | None) -> dict | None:
+    """The saved state, or None when there is none to resume from. A file that cannot be read (truncated,
+    overwritten) is renamed `<name>.corrupt` with a one-line warning, and the run starts from epoch 0."""
     if path is None or not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state if state.get("format") == FORMAT else None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError… for a damaged file
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        print(f"warning: {path}: unreadable checkpoint ({reason}); moved aside as {aside.name}, "
+              "the run restarts from the beginning", file=sys.stderr)
+        return None
+    return state if isinstance(state, dict) and state.get("format") == FORMAT else None
 
 
 def restore(state: dict, model, criterion, optimizer, scheduler, generator: torch.Generator, evaluation_type,

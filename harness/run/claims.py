@@ -102,7 +102,7 @@ class Claim:
 
 def _create(folder: Path, token: str) -> bool:
     try:
-        fd = os.open(folder / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(folder / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask decides, as for every store file
     except FileExistsError:
         return False
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -11,6 +11,7 @@ from harness.align.pipeline import default_out
 from harness.errors import FerbenchError
 from harness.paths import Paths
 from harness.run.sources import resolve
+from harness.run.upstream_state import require_pinned
 from harness.run.spec import RunSpec
 from harness.run.store import run_dir
 from harness.weights import require
@@ -30,7 +31,7 @@ class Job:
     repeats: int
     config_path: Path
     weights_dir: Path
-    trust_pickle: bool
+    allow_modified_upstream: bool = False
 
     def to_dict(self) -> dict:
         return dict(
@@ -46,7 +47,7 @@ class Job:
             repeats=self.repeats,
             config_path=str(self.config_path),
             weights_dir=str(self.weights_dir),
-            trust_pickle=self.trust_pickle,
+            allow_modified_upstream=self.allow_modified_upstream,
         )
 
     @classmethod
@@ -55,7 +56,7 @@ class Job:
                  for k in ("run_dir", "results_dir", "dataset_root", "splits_file", "aligned_dir", "upstream_dir",
                            "config_path", "weights_dir")}
         return cls(spec=RunSpec.from_dict(data["spec"]), manifest=data["manifest"], device=data["device"],
-                   repeats=data["repeats"], trust_pickle=data["trust_pickle"], **paths)
+                   repeats=data["repeats"], allow_modified_upstream=data.get("allow_modified_upstream", False), **paths)
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,13 @@ class Request:
     device: str | None = None
     pretrained: bool = True
     dataset_dir: Path | None = None
-    trust_pickle: bool = False
     amp: bool = False
     recipe: str = "upstream"
     """`upstream` (each model's own) or a `[recipes.NAME]` template such as `unified`."""
     aligned: int | None = None
     """Train on the copy `ferbench align --size N` made (its default folder), not the raw images."""
+    allow_modified_upstream: bool = False
+    """Run on a vendor tree that is not its pinned commit as fetched (recorded, labelled, own run ids)."""
 
 
 def grid(cfg: Config, paths: Paths, request: Request, models: list[str], datasets: list[str], every: bool = False):
@@ -114,6 +116,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     upstream_dir = (paths.vendor / upstream.name).resolve() if upstream else None
     if upstream_dir is not None and not upstream_dir.is_dir():
         raise FerbenchError(f"{upstream_dir}: upstream '{upstream.name}' is not fetched; run `ferbench fetch {upstream.name}`")
+    tree = require_pinned(upstream, upstream_dir, request.allow_modified_upstream) if upstream else None
 
     pretrained = request.pretrained and bool(model.pretrained)
     if pretrained:
@@ -143,6 +146,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             upstream=upstream.name if upstream else None,
             upstream_commit=upstream.commit if upstream else None,
             stages=stages,
+            upstream_diff=tree.diff_sha256 if tree is not None and tree.dirty else None,
         )
         jobs.append(
             Job(
@@ -158,7 +162,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 repeats=repeats,
                 config_path=Path(cfg.source).resolve(),
                 weights_dir=paths.weights,
-                trust_pickle=request.trust_pickle,
+                allow_modified_upstream=request.allow_modified_upstream,
             )
         )
     return jobs

@@ -31,11 +31,16 @@ class RunSpec:
     upstream_commit: str | None
     stages: dict = field(default_factory=dict)
     """Recipes of later training stages by name (empty for single-stage models)."""
+    upstream_diff: str | None = None
+    """sha256 of a modified upstream tree's changes (`--allow-modified-upstream`); None for the pinned code."""
 
     @property
     def run_id(self) -> str:
         """sha256 of the canonical JSON of the spec: equal specs give equal ids in any process."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = asdict(self)
+        if fields["upstream_diff"] is None:  # the pinned code: ids stay those of stores written before this field
+            del fields["upstream_diff"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:

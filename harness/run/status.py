@@ -1,6 +1,6 @@
 """Where every run in the store stands, read from its folder alone (works for any launcher and host).
 
-done: COMPLETE · running: a live CLAIM · failed: FAILED (the last attempt's exit and log line) ·
+done: COMPLETE, its files valid · unreadable: COMPLETE, but a file fails its schema · running: a live CLAIM · failed: FAILED (the last attempt's exit and log line) ·
 queued: QUEUED by the Slurm launcher and not started · interrupted: started, not running now (its
 epoch checkpoints let the next attempt resume).
 """
@@ -13,9 +13,10 @@ from pathlib import Path
 
 from harness.files import read_json
 from harness.run.claims import CLAIM, is_claimed
+from harness.run.records import Unreadable, read_run
 from harness.run.store import CHECKPOINTS, FAILED, MARKER, QUEUED
 
-STATES = ("done", "running", "queued", "failed", "interrupted")
+STATES = ("done", "running", "queued", "failed", "interrupted", "unreadable")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ def _read(path: Path) -> dict:
 
 def run_state(folder: Path) -> RunState:
     if (folder / MARKER).is_file():
+        record = read_run(folder)
+        if isinstance(record, Unreadable):  # complete, but its files fail their schemas: the report leaves it out
+            return RunState(folder, "unreadable", f"{record.path}: {record.reason}")
         return RunState(folder, "done")
     if is_claimed(folder):
         return RunState(folder, "running", _read(folder / CLAIM).get("host", ""))

@@ -110,13 +110,20 @@ def run(job: dict) -> None:
     from harness.files import read_json, write_json_atomic, write_text_atomic
     from harness.run.store import CHECKPOINTS, mark_complete
     from harness.errors import FerbenchError
-    from harness.weights import require, sha256_file
+    from harness.weights import require, sha256_file, verification
 
     cfg = config_mod.load(Path(job["config_path"]))
     model_cfg, dataset_cfg = cfg.model(spec.model), cfg.dataset(spec.dataset)
     run_dir = Path(job["run_dir"])
     device = _resolve_device(job["device"])
 
+    tree = None
+    if spec.upstream:
+        from harness.run.upstream_state import require_pinned
+
+        tree = require_pinned(cfg.upstream(spec.upstream), upstream_dir, job.get("allow_modified_upstream", False))
+        if (tree.diff_sha256 if tree.dirty else None) != spec.upstream_diff:
+            raise FerbenchError(f"{upstream_dir}: the upstream tree changed since the run was planned; run again")
     source = resolve(dataset_cfg, Path(job["dataset_root"]), Path(job["aligned_dir"]) if job["aligned_dir"] else None)
     root, table, manifest = source.root, source.table, source.manifest
     if manifest != job["manifest"] or (source.aligned or "")[:16] != (spec.aligned or "")[-16:]:
@@ -137,8 +144,9 @@ def run(job: dict) -> None:
     counts = torch.bincount(data["train"].labels, minlength=len(spec.classes))
     ctx = BuildContext(
         num_classes=len(spec.classes), input_size=spec.input_size, pretrained=spec.pretrained,
-        weights_dir=Path(job["weights_dir"]), upstream_dir=upstream_dir, trust_pickle=job["trust_pickle"],
+        weights_dir=Path(job["weights_dir"]), upstream_dir=upstream_dir,
         weights=require(model_cfg, Path(job["weights_dir"])) if spec.pretrained else {},
+        allowed_globals={w.name: w.globals for w in model_cfg.pretrained},
         classes=tuple(spec.classes), class_counts=tuple(int(c) for c in counts),
         batch_size=recipe.batch_size, epochs=recipe.epochs,
     )
@@ -175,9 +183,11 @@ def run(job: dict) -> None:
         environment(device, upstream_dir, determinism),
         upstream=spec.upstream,
         upstream_commit=spec.upstream_commit,
+        **(tree.record() if tree is not None else {}),
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         model_file=model_module_file(model, upstream_dir),
         weights={name: sha256_file(path) for name, path in ctx.weights.items()},
+        weights_verified={name: state for name, state in verification(model_cfg).items() if name in ctx.weights},
         dataset_root=job["dataset_root"],
         dataset_manifest=manifest,
         aligned_dir=job["aligned_dir"],
@@ -207,6 +217,11 @@ def main() -> None:
     except FerbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except OSError as err:
+        from harness.files import os_error_line
+
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """DDAMFN adapter: the attention loss from rafdb_train.py (without running the script), its 0.1 weight, the
-112-only input, and the MS-Celeb MixedFeatureNet load (whole pickled module behind --trust-pickle)."""
+112-only input, and the MS-Celeb MixedFeatureNet load (a whole pickled module, admitted class by class)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,16 @@ def ddamfn():
     return ddamfn
 
 
+def declared_globals() -> dict:
+    """The allowlist benchmark.toml declares for the model's weight files: the tests load through it."""
+    from harness.config import load
+
+    return {w.name: w.globals for w in load().model("ddamfn").pretrained}
+
+
 def ctx(**kw) -> BuildContext:
-    return BuildContext(**{"num_classes": 7, "input_size": 112, "pretrained": False, "upstream_dir": UPSTREAM, **kw})
+    return BuildContext(**{"num_classes": 7, "input_size": 112, "pretrained": False, "upstream_dir": UPSTREAM,
+                           "allowed_globals": declared_globals(), **kw})
 
 
 def test_attention_loss_compiles_from_rafdb_train_without_running_it(ddamfn):
@@ -72,16 +80,16 @@ def test_transforms(ddamfn):
         assert out.dtype == torch.float32 and out.shape == batch.shape and torch.isfinite(out).all()
 
 
-def test_pretrained_pickled_module_needs_trust_and_fills_features(ddamfn, tmp_path):
+def test_pretrained_pickled_module_loads_only_its_declared_classes_and_fills_features(ddamfn, tmp_path):
     from networks.MixedFeatureNet import MixedFeatureNet
 
     torch.manual_seed(1)
     source = MixedFeatureNet()
     path = tmp_path / ddamfn.WEIGHTS
     torch.save(source, path)  # the upstream file is a whole pickled nn.Module
-    with pytest.raises(FerbenchError, match="--trust-pickle"):
-        ddamfn.build(ctx(pretrained=True, weights={ddamfn.WEIGHTS: path}))
-    model = ddamfn.build(ctx(pretrained=True, trust_pickle=True, weights={ddamfn.WEIGHTS: path}))
+    with pytest.raises(FerbenchError, match="needs the global networks.MixedFeatureNet.MixedFeatureNet"):
+        ddamfn.build(ctx(pretrained=True, weights={ddamfn.WEIGHTS: path}, allowed_globals={}))
+    model = ddamfn.build(ctx(pretrained=True, weights={ddamfn.WEIGHTS: path}))
     assert torch.equal(model.features[0].conv.weight, source.conv1.conv.weight)
     assert torch.equal(model.features[8].conv.weight, source.conv_6_sep.conv.weight)
 

@@ -3,7 +3,6 @@ model/utils.py::train_one_epoch (teachers detached), the prediction head, and th
 
 from __future__ import annotations
 
-import pickle
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from adapters.contract import BuildContext
 from harness.errors import FerbenchError
 from tests.adapters.upstream import fetched, on_path
+from tests.weight_files import python2_pickle
 
 UPSTREAM, pytestmark = fetched("gsdnet")
 TOP_LEVEL = ("gsdnet", "model")
@@ -37,8 +37,16 @@ def model(gsdnet):
     return gsdnet.build(ctx())
 
 
+def declared_globals() -> dict:
+    """The allowlist benchmark.toml declares for the model's weight files: the tests load through it."""
+    from harness.config import load
+
+    return {w.name: w.globals for w in load().model("gsdnet").pretrained}
+
+
 def ctx(**kw) -> BuildContext:
-    return BuildContext(**{"num_classes": 7, "input_size": 64, "pretrained": False, "upstream_dir": UPSTREAM, **kw})
+    return BuildContext(**{"num_classes": 7, "input_size": 64, "pretrained": False, "upstream_dir": UPSTREAM,
+                           "allowed_globals": declared_globals(), **kw})
 
 
 def test_builds_upstream_class_without_its_weight_file(gsdnet, model, monkeypatch):
@@ -104,7 +112,7 @@ def _vggface2_pickle(model, path: Path, drop: str = "", counters: bool = True) -
     names = [k for k in resnet50().state_dict() if not k.startswith("fc.") and (counters or "num_batches" not in k)]
     state = {k: (model.resnet.state_dict()[k] + 1).numpy() for k in names if not (drop and k.startswith(drop))}
     state.update({"fc.weight": torch.zeros(3, 2048).numpy(), "fc.bias": torch.zeros(3).numpy()})
-    path.write_bytes(pickle.dumps(state, protocol=2))
+    path.write_bytes(python2_pickle(state))
     return state
 
 
@@ -112,15 +120,15 @@ def test_pretrained_vggface2_pickle_loads_every_trunk_weight(gsdnet, model, tmp_
     path = tmp_path / gsdnet.WEIGHTS
     state = _vggface2_pickle(model, path)
     weights = {gsdnet.WEIGHTS: path}
-    with pytest.raises(FerbenchError, match="--trust-pickle"):
-        gsdnet.build(ctx(pretrained=True, weights=weights))
-    loaded = gsdnet.build(ctx(pretrained=True, trust_pickle=True, weights=weights))
+    with pytest.raises(FerbenchError, match="needs the global numpy.core.multiarray._reconstruct"):
+        gsdnet.build(ctx(pretrained=True, weights=weights, allowed_globals={}))
+    loaded = gsdnet.build(ctx(pretrained=True, weights=weights))
     assert torch.equal(loaded.resnet.bn1.running_var, torch.from_numpy(state["bn1.running_var"]))
     assert torch.equal(loaded.resnet.layer4[2].conv3.weight, torch.from_numpy(state["layer4.2.conv3.weight"]))
 
     _vggface2_pickle(model, path, counters=False)  # a Caffe conversion may lack the BatchNorm counters
-    gsdnet.build(ctx(pretrained=True, trust_pickle=True, weights=weights))
+    gsdnet.build(ctx(pretrained=True, weights=weights))
 
     _vggface2_pickle(model, path, drop="layer3.5")
     with pytest.raises(FerbenchError, match="265 expected"):
-        gsdnet.build(ctx(pretrained=True, trust_pickle=True, weights=weights))
+        gsdnet.build(ctx(pretrained=True, weights=weights))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.data import vocabulary
-from harness.data.problems import Problems, Where
+from harness.data.problems import Problems, Where, describe
 
 COLUMNS = ["path", "label", "native_label", "subject", "sequence", "split", "fold", "box", "face_id", "frames"]
 INTEGER_COLUMNS = ("fold", "face_id", "frames")
@@ -52,6 +52,28 @@ def within(raw: str, where: Where | str, problems: Problems, folder: str = "") -
     return f"{folder}/{path}" if folder else path
 
 
+def escaping(root: Path, paths) -> dict[str, Path]:
+    """Listed paths that resolve outside `root` through a symlink (a file or any folder on the way), with where
+    they lead. One `realpath` per folder and per symlinked entry, not per image."""
+    top = Path(os.path.realpath(root))
+    folders: dict[str, Path] = {}
+    links: dict[str, set[str]] = {}
+    out = {}
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        if folder not in folders:
+            folders[folder] = Path(os.path.realpath(root / folder))
+            try:
+                with os.scandir(root / folder) as entries:
+                    links[folder] = {e.name for e in entries if e.is_symlink()}
+            except OSError:
+                links[folder] = set()
+        real = Path(os.path.realpath(root / path)) if name in links[folder] else folders[folder] / name
+        if not real.is_relative_to(top):
+            out[path] = real
+    return out
+
+
 def image_files(folder: Path) -> list[Path]:
     """The images directly in `folder`, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -80,12 +102,18 @@ def table(rows: list[dict], encoding: str, problems: Problems, root: Path | None
     a defined non-expression → label None, left out later with a note); with `root`, each listed file must exist."""
     mapping = vocabulary.ENCODINGS[encoding]
     listings = _Listings(root) if root is not None else None
-    kept = []
+    kept, seen = [], {}
     for row in rows:
         native = row["native_label"]
         if native not in mapping:
             expected = vocabulary.expected(encoding)
             problems.add(row["where"], f"label '{native}' out of range (expected one of {expected})")
+            continue
+        key = (row["path"], row["face_id"], row["box"])  # one image may hold several faces (ExpW)
+        first = seen.setdefault(key, row)
+        if first["native_label"] != native:  # the same label twice is kept: row order is what some splits index
+            problems.add(row["where"], f"'{row['path']}' is listed again with label '{native}' "
+                                       f"(label '{first['native_label']}' at {describe(first['where'])})")
             continue
         if listings is not None and not listings.has(row["path"]):
             problems.add(row["where"], f"listed image '{row['path']}' is missing")
