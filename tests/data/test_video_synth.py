@@ -13,7 +13,7 @@ from PIL import Image
 
 from harness import config as config_mod
 from harness.cli import main
-from harness.data.protocols import official_folds
+from harness.data.protocols import Context, official_folds
 from harness.data.synth import MANIFEST, VIDEO_DATASET, _intensity, generate_video, render_clip, video_classes
 from harness.data.table import load_table
 from harness.data.vocabulary import ENCODINGS
@@ -65,7 +65,7 @@ def test_dfew_layout_loads_with_one_clip_per_class_in_each_fold(written):
     lists = sorted((root / "annotation").iterdir())
     assert [p.name for p in lists] == [f"DFEW_set_{k}_{part}.txt" for k in range(1, 6) for part in ("test", "train")]
     # the official-folds protocol tests each fold on its own clips, trained on the other four
-    folds, _ = official_folds(table, 0.2, 5)
+    folds, _ = official_folds(table, Context(0.2, 5))
     for k, fold in enumerate(folds, start=1):
         assert set(table["fold"].iloc[fold.test]) == {k} and k not in set(table["fold"].iloc[fold.train + fold.val])
 

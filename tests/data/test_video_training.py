@@ -16,7 +16,7 @@ from adapters.contract import Adapter, BuildContext
 from harness.config import Dataset, Recipe
 from harness.data.clips import SEGMENTS, eval_indices
 from harness.data.images import decode
-from harness.data.protocols import official, official_folds
+from harness.data.protocols import Context, official, official_folds
 from harness.data.synth import CLASSES, VIDEO_DATASET, generate_video, video_classes
 from harness.data.table import load_table, manifest_hash
 from harness.run.loop import Split, VideoSplit, evaluate, train
@@ -34,7 +34,7 @@ def video(tmp_path_factory) -> tuple[Path, pd.DataFrame, str, dict]:
     root = base / VIDEO_DATASET
     generate_video(root, "dfew", clips_per_class=5, frames=(6, 40), size=SIZE, seed=0)
     table = load_table(root, VIDEO)
-    folds, _ = official_folds(table, 0.2, 5)
+    folds, _ = official_folds(table, Context(0.2, 5))
     return root, table, manifest_hash(root, table), asdict(folds[0])
 
 
@@ -139,7 +139,7 @@ def test_epoch_hooks_see_no_train_images_for_video_and_the_images_for_stills(spl
     still = Dataset(name="synthetic", classes=CLASSES, layouts=("split-folders",))
     root = tiny_dataset / "synthetic"
     table = load_table(root, still)
-    fold = asdict(official(table, 0.2, 1)[0][0])
+    fold = asdict(official(table, Context(0.2, 1))[0][0])
     images, path = load_splits(tmp_path, still, root, table, manifest_hash(root, table), fold, CLASSES, SIZE)
     assert path.name.endswith(f"-{SIZE}.u8")
     assert all(isinstance(images[p], Split) for p in ("train", "val", "test"))
