@@ -127,17 +127,31 @@ def run(
     aligned: Optional[int] = typer.Option(
         None, metavar="SIZE", help="Train on the copy `ferbench align --size SIZE` made, not the raw images."
     ),
+    save_model: Optional[bool] = typer.Option(
+        None, "--save-model/--no-save-model",
+        help="Keep each run's selected weights as model.safetensors + model.json in its folder (default: defaults.save_model).",
+    ),
+    target: List[str] = typer.Option(
+        [], "--target", metavar="DATASET[=PATH]",
+        help="Cross-dataset: test each repeat's selected model on DATASET (its test split; all of CK+/KMU-FED), "
+             "read from PATH or <data-root>/DATASET (repeatable; implies --save-model).",
+    ),
 ) -> None:
     """Train and evaluate models on datasets for N seeded repeats each, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
         raise FerbenchError(f"--device: expected cpu, cuda or auto, got '{device}'", exit_code=2)
+    from harness.evaluate.crossdataset import CROSS_DATASET, parse_targets
     from harness.run.launch import execute
     from harness.run.plan import Request, grid
 
+    targets = parse_targets(target, cross_dataset=protocol == CROSS_DATASET)
+    if protocol == CROSS_DATASET:
+        protocol = None
     request = Request(
         protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
         aligned=aligned, recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
+        save_model=True if targets is not None else save_model,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:
@@ -153,7 +167,17 @@ def run(
         return
     if launcher != "local":
         raise FerbenchError(f"--launcher: expected local or slurm, got '{launcher}'", exit_code=2)
+    from harness.evaluate.saved import missing_models
+
+    resave = missing_models(planned, overwrite)
+    if resave:
+        err.print(f"{len(resave)} complete run(s) kept no model; training them again to save it (same seeds and splits).")
+        execute(resave, err, overwrite=True, workers=jobs)
     summary = execute(planned, err, overwrite=overwrite, workers=jobs)
+    if targets is not None:
+        from harness.evaluate.crossdataset import evaluate_targets
+
+        evaluate_targets(State.config(), State.paths, planned, targets, device or "auto", err, overwrite=overwrite)
     _print_run_summary(summary, len(planned))
 
 
@@ -205,6 +229,31 @@ def _print_run_summary(summary, total: int) -> None:
         err.print(f"       log: {job.run_dir / 'worker.log'}")
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from benchmark.toml (with --checkpoint; a run knows its model)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset to score on, from benchmark.toml."),
+    run_id: Optional[str] = typer.Option(None, "--run", metavar="RUN_ID", help="A run that kept its model (`ferbench run --save-model`)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", metavar="FILE", help="An upstream checkpoint in its training script's own format."),
+    trained_on: Optional[str] = typer.Option(None, "--trained-on", metavar="DATASET", help="The checkpoint's training dataset, choosing its \\[\\[checkpoints]] class order (default: --dataset)."),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="The checkpoint's format when several are declared (dan, fer-crossval, ...)."),
+    split: str = typer.Option("test", "--split", help="test (the protocol's test split) or all (every sample)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Split protocol (default: the run's on its own dataset, else the dataset's)."),
+    fold: Optional[int] = typer.Option(None, "--fold", min=0, help="Fold of the protocol (default: the run's, else 0)."),
+    dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
+    aligned: Optional[int] = typer.Option(None, metavar="SIZE", help="Score the copy `ferbench align --size SIZE` made."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a checkpoint that can only be unpickled (runs code from the file)."),
+    overwrite: bool = typer.Option(False, help="Recompute an evaluation already stored."),
+) -> None:
+    """Score a run's saved model or an upstream checkpoint on a dataset; the record goes to <results>/evaluations/."""
+    from harness.evaluate.cli import evaluate_command
+
+    evaluate_command(State.config(), State.paths, Console(), err, model=model, dataset=dataset, run_id=run_id,
+                     checkpoint=checkpoint, trained_on=trained_on, fmt=fmt, split=split, protocol=protocol, fold=fold,
+                     dataset_dir=dataset_dir, aligned=aligned, device=device, trust_pickle=trust_pickle, overwrite=overwrite)
 
 
 @app.command()

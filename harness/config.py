@@ -147,6 +147,8 @@ class Defaults(_Record):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
     selection: Literal["val_accuracy", "val_balanced_accuracy", "val_loss"] = "val_balanced_accuracy"
+    save_model: bool = False
+    """Keep each run's selected weights as model.safetensors (`ferbench run --save-model`)."""
 
 
 REPORT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -190,6 +192,21 @@ class Reference(_Record):
         return getattr(self, metric) if metric in ("accuracy", "balanced_accuracy") else {}
 
 
+class Checkpoint(_Record):
+    """A released or upstream-trained checkpoint's kind (`[[checkpoints]]`): which model, trained on which dataset,
+    in which saving format (harness/evaluate/formats.py), with its output classes in order, read from the training
+    script that wrote it. `ferbench evaluate --checkpoint` maps these classes onto the evaluated dataset's."""
+
+    model: str = Field(min_length=1)
+    trained_on: str
+    format: str
+    classes: tuple[str, ...] = Field(min_length=2)
+    """Canonical class names, in the order of the checkpoint's outputs."""
+    source: str = Field(min_length=1)
+    """Where the order and the format come from (upstream file and line)."""
+    note: str = ""
+
+
 class SlurmLauncher(_Record):
     """`[launcher.slurm]`: resources of each array task (one run) and how many run at once."""
 
@@ -216,6 +233,7 @@ class Config(_Record):
     recipes: dict[str, RecipeTemplate] = {}
     published: tuple[Published, ...] = ()
     references: dict[str, Reference] = {}
+    checkpoints: tuple[Checkpoint, ...] = ()
     launcher: Launchers = Launchers()
     source: str = "benchmark.toml"
 
@@ -244,7 +262,29 @@ class Config(_Record):
             if model.display and (labels.count(model.display) > 1 or model.display in set(self.models) - {name}):
                 raise ValueError(f"models.{name}.display: '{model.display}' names another model too")
         self._check_published()
+        self._check_checkpoints()
         return self
+
+    def _check_checkpoints(self) -> None:
+        from harness.data.vocabulary import CANONICAL
+        from harness.evaluate.formats import FORMATS
+
+        seen = set()
+        for i, record in enumerate(self.checkpoints):
+            if record.model not in self.models:
+                raise ValueError(f"checkpoints.{i}.model: unknown model '{record.model}'")
+            if record.trained_on not in self.datasets:
+                raise ValueError(f"checkpoints.{i}.trained_on: unknown dataset '{record.trained_on}'")
+            if record.format not in FORMATS:
+                raise ValueError(f"checkpoints.{i}.format: unknown format '{record.format}' (known: {', '.join(FORMATS)})")
+            unknown = [name for name in record.classes if name not in CANONICAL]
+            if unknown or len(set(record.classes)) != len(record.classes):
+                raise ValueError(f"checkpoints.{i}.classes: {', '.join(unknown) or 'a repeated name'} "
+                                 "(canonical names, each once: harness/data/vocabulary.py)")
+            key = (record.model, record.trained_on, record.format)
+            if key in seen:
+                raise ValueError(f"checkpoints.{i}: a second entry for {record.model} trained on {record.trained_on} in format {record.format}")
+            seen.add(key)
 
     def _check_published(self) -> None:
         """Datasets must be registered (models need not be: a paper's number may precede its adapter)."""

@@ -32,6 +32,8 @@ class Job:
     config_path: Path
     weights_dir: Path
     allow_modified_upstream: bool = False
+    save_model: bool = False
+    """Keep the selected weights as model.safetensors (not part of the run id: it changes no number)."""
 
     def to_dict(self) -> dict:
         return dict(
@@ -48,6 +50,7 @@ class Job:
             config_path=str(self.config_path),
             weights_dir=str(self.weights_dir),
             allow_modified_upstream=self.allow_modified_upstream,
+            save_model=self.save_model,
         )
 
     @classmethod
@@ -56,7 +59,8 @@ class Job:
                  for k in ("run_dir", "results_dir", "dataset_root", "splits_file", "aligned_dir", "upstream_dir",
                            "config_path", "weights_dir")}
         return cls(spec=RunSpec.from_dict(data["spec"]), manifest=data["manifest"], device=data["device"],
-                   repeats=data["repeats"], allow_modified_upstream=data.get("allow_modified_upstream", False), **paths)
+                   repeats=data["repeats"], allow_modified_upstream=data.get("allow_modified_upstream", False),
+                   save_model=data.get("save_model", False), **paths)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class Request:
     """Train on the copy `ferbench align --size N` made (its default folder), not the raw images."""
     allow_modified_upstream: bool = False
     """Run on a vendor tree that is not its pinned commit as fetched (recorded, labelled, own run ids)."""
+    save_model: bool | None = None
+    """Keep each run's selected weights (default `defaults.save_model`)."""
 
 
 def grid(cfg: Config, paths: Paths, request: Request, models: list[str], datasets: list[str], every: bool = False):
@@ -163,6 +169,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 config_path=Path(cfg.source).resolve(),
                 weights_dir=paths.weights,
                 allow_modified_upstream=request.allow_modified_upstream,
+                save_model=cfg.defaults.save_model if request.save_model is None else request.save_model,
             )
         )
     return jobs

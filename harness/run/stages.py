@@ -34,9 +34,11 @@ def train_stages(
     run_loop: Callable[..., LoopResult] = train,
     on_stage: Callable[[str, Recipe], None] = lambda name, recipe: None,
     checkpoint_dir: Path | None = None,
+    keep_selected: bool = False,
     **loop_args,
 ):
-    """Return (final model, final stage's LoopResult, {stage: summary} when there are several stages)."""
+    """Return (final model, final stage's LoopResult, {stage: summary} when there are several stages).
+    `keep_selected` keeps the last stage's selected weights too (`--save-model`)."""
     missing = [stage.name for stage in adapter.stages if stage.name not in stage_recipes]
     if missing:
         raise ValueError(f"no recipe for stage(s) {', '.join(missing)}; add [models.<name>.stages.<stage>] to benchmark.toml")
@@ -50,7 +52,7 @@ def train_stages(
         model = stage_adapter.build(ctx)
         on_stage(name, stage_recipe)
         outcome = run_loop(
-            model, stage_adapter, recipe=stage_recipe, ctx=ctx, keep_selected=position < len(chain) - 1,
+            model, stage_adapter, recipe=stage_recipe, ctx=ctx, keep_selected=keep_selected or position < len(chain) - 1,
             checkpoint=checkpoint_dir / f"{name}.pt" if checkpoint_dir else None, **loop_args,
         )
         summaries[name] = stage_summary(outcome)

@@ -153,7 +153,7 @@ def run(job: dict) -> None:
     model, outcome, stages = train_stages(
         adapter, ctx, recipe, spec.stages,
         on_stage=lambda name, stage: emit("phase", phase="training" if not spec.stages else f"training ({name})", epochs=stage.epochs),
-        checkpoint_dir=run_dir / CHECKPOINTS,
+        checkpoint_dir=run_dir / CHECKPOINTS, keep_selected=job.get("save_model", False),
         data=data, selection=spec.selection, device=device, seed=spec.seed,
         on_epoch=lambda record: emit("epoch", **record),
         on_resume=lambda epoch: (emit("resumed", epoch=epoch), print(f"resuming after epoch {epoch} from its checkpoint", file=sys.stderr)),
@@ -203,6 +203,13 @@ def run(job: dict) -> None:
     )
     write_json_atomic(run_dir / "env.json", env)
     write_json_atomic(run_dir / "result.json", result)
+    if job.get("save_model", False):
+        from harness.evaluate import saved
+
+        last = config_mod.Recipe.model_validate(spec.stages[adapter.stages[-1].name]) if adapter.stages else recipe
+        final_adapter = adapter.stages[-1].adapter if adapter.stages else adapter
+        saved.save(run_dir, saved.selected_weights(model, outcome),
+                   saved.meta(spec, final_adapter, result, eval_batch_size=last.batch_size * 2))
     mark_complete(run_dir, dict(run_id=spec.run_id, finished=datetime.now(timezone.utc).isoformat()))
     shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     emit("done", accuracy=result["accuracy"], balanced_accuracy=result["balanced_accuracy"])
