@@ -257,6 +257,33 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    run_id: str = typer.Option(..., "--run", metavar="RUN_ID", help="A run that kept its model (`ferbench run --save-model`)."),
+    targets: List[Path] = typer.Argument(..., metavar="PATH...", help="Images, folders of images, or videos."),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", metavar="CSV", help="Where to write the predictions."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", metavar="DIR", help="Also write each image (or read frame) with boxes and labels here."),
+    every: int = typer.Option(10, "--every", min=1, metavar="N", help="Videos: read every N-th frame."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+) -> None:
+    """Find, align and classify every face in images or videos with a run's saved model; one CSV row per face."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from harness.predict import predict as predict_faces
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as bar:
+        tasks: dict = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total or None)
+            bar.update(tasks[what], completed=done)
+
+        rows = predict_faces(State.config(), State.paths, run_id, list(targets), out, annotate, every, device, progress)
+    err.print(f"{rows} face(s) written to {out}" + (f"; annotated images in {annotate}" if annotate else ""),
+              markup=False, highlight=False)
+
+
+@app.command()
 def status() -> None:
     """Queued, running, done, failed and interrupted runs in the results store, per dataset, model and protocol."""
     from harness.run.status import STATES, counts, scan
