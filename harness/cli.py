@@ -340,7 +340,23 @@ def report(
     if plots:
         written = write_plots(items, plots)
         err.print(f"{len(written)} figure(s) written to {plots}", markup=False, highlight=False)
-    sys.stdout.write(render_html(built, items) if fmt == "html" else RENDERERS[fmt](built))
+    from harness.report import evaluations as evaluated
+
+    records = evaluated.load(results)
+    wanted = dict(models=tuple(n for v in models or [] for n in v.split(",")),
+                  datasets=tuple(n for v in datasets or [] for n in v.split(",")))
+    cross = evaluated.cross_tables(records, options.metrics, runs, **wanted)
+    extra = evaluated.released_markdown(evaluated.released_rows(records, runs, cfg.published, **wanted))
+    extra = evaluated.cross_markdown(cross) + extra
+    if plots and cross:
+        evaluated.write_heatmaps(cross, plots)
+    text = render_html(built, items) if fmt == "html" else RENDERERS[fmt](built)
+    if fmt == "html" and extra:
+        fragment = evaluated.as_html(extra, [evaluated.heatmap(table) for table in cross])
+        text = text.replace("</body>", fragment + "\n</body>", 1) if "</body>" in text else text + fragment
+    elif fmt == "md":
+        text += extra
+    sys.stdout.write(text)
 
 
 @app.command()

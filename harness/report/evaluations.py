@@ -1,0 +1,201 @@
+"""The report's sections built from evaluation records (harness/evaluate/record.py).
+
+Cross-dataset: one table per metric, rows (model, source dataset), columns target datasets, each cell the mean ±
+sample std over the source runs' saved models (n/requested shown when repeats are missing, as in the in-dataset
+tables; the best cell of each row in bold), and a heatmap figure. Released checkpoints: each upstream checkpoint
+evaluated on a dataset, beside the paper's number and ferbench's trained mean on the same dataset.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.evaluate.record import records
+from harness.report.render import format_cell
+
+METRIC_TITLES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"}
+HEATMAP = "cross-dataset-{metric}.png"
+
+
+@dataclass(frozen=True)
+class CrossTable:
+    metric: str
+    targets: list[str]
+    rows: list[tuple[str, str, list[tuple[float, float, int, int] | None], str]]
+    """(model, source, cells (mean, std, n, requested) per target, scored classes note)."""
+
+
+def load(results: Path) -> pd.DataFrame:
+    rows = list(records(results))
+    return pd.DataFrame(rows) if rows else pd.DataFrame()
+
+
+def cross_tables(evaluations: pd.DataFrame, metrics=("accuracy", "balanced_accuracy"), runs: pd.DataFrame | None = None,
+                 models=(), datasets=()) -> list[CrossTable]:
+    if evaluations.empty:
+        return []
+    cross = evaluations[(evaluations["kind"] == "run") & (evaluations["dataset"] != evaluations["trained_on"])]
+    if models:
+        cross = cross[cross["model"].isin(models)]
+    if datasets:
+        cross = cross[cross["trained_on"].isin(datasets) | cross["dataset"].isin(datasets)]
+    if cross.empty:
+        return []
+    requested = {}
+    if runs is not None and not runs.empty:
+        requested = runs.groupby(["model_name", "dataset_name"])["requested"].max().to_dict()
+    targets = sorted(cross["dataset"].unique())
+    tables = []
+    for metric in metrics:
+        rows = []
+        for (model, source), group in cross.groupby(["model", "trained_on"], sort=True):
+            cells = []
+            for target in targets:
+                values = group[group["dataset"] == target].drop_duplicates("run_id")[metric].to_numpy(dtype=float)
+                if not len(values):
+                    cells.append(None)
+                    continue
+                std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+                cells.append((float(values.mean()), std, len(values), int(requested.get((model, source), len(values)))))
+            scored = "; ".join(sorted({f"{t}: {', '.join(c)}" for t, c in zip(group["dataset"], group["classes"])}))
+            rows.append((model, source, cells, scored))
+        tables.append(CrossTable(metric, targets, rows))
+    return tables
+
+
+def _best(cells) -> int | None:
+    means = [c[0] if c else -1.0 for c in cells]
+    return int(np.argmax(means)) if any(c for c in cells) else None
+
+
+def cross_markdown(tables: list[CrossTable]) -> str:
+    if not tables:
+        return ""
+    out = ["", "## Cross-dataset (train on the source, test on each target)", "",
+           "Each cell: mean ± std over the source runs' saved models, scored over the classes source and target share "
+           "(docs/concepts/cross-dataset.md); **bold**: the row's best target.", ""]
+    for table in tables:
+        out += [f"### {METRIC_TITLES.get(table.metric, table.metric)}", "",
+                "| model | source | " + " | ".join(table.targets) + " |", "|---|---|" + "---|" * len(table.targets)]
+        for model, source, cells, _ in table.rows:
+            best = _best(cells)
+            texts = []
+            for i, cell in enumerate(cells):
+                text = "–" if cell is None else format_cell(*cell)
+                texts.append(f"**{text}**" if i == best and cell is not None and len(cells) > 1 else text)
+            out.append(f"| {model} | {source} | " + " | ".join(texts) + " |")
+        out.append("")
+    out += ["Scored classes: " + "; ".join(f"{m} from {s} → {note}" for m, s, _, note in tables[0].rows), ""]
+    return "\n".join(out)
+
+
+def heatmap(table: CrossTable) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = np.array([[c[0] if c else np.nan for c in cells] for _, _, cells, _ in table.rows])
+    labels = [f"{m} ({s})" for m, s, _, _ in table.rows]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(table.targets), 1.2 + 0.5 * len(labels)))
+    image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(table.targets)), table.targets)
+    ax.set_yticks(range(len(labels)), labels)
+    for (i, j), v in np.ndenumerate(values):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", color="white" if v < 0.6 else "black", fontsize=8)
+    ax.set_xlabel("target")
+    ax.set_title(f"cross-dataset {METRIC_TITLES.get(table.metric, table.metric)}")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_heatmaps(tables: list[CrossTable], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in tables:
+        path = folder / HEATMAP.format(metric=table.metric)
+        path.write_bytes(heatmap(table))
+        written.append(path)
+    return written
+
+
+def released_rows(evaluations: pd.DataFrame, runs: pd.DataFrame | None, published, models=(), datasets=()) -> list[dict]:
+    """One row per evaluated upstream checkpoint: paper number, ferbench's trained mean, the checkpoint's figure."""
+    if evaluations.empty:
+        return []
+    released = evaluations[evaluations["kind"] == "checkpoint"]
+    rows = []
+    for _, e in released.sort_values(["model", "dataset"]).iterrows():
+        if (models and e["model"] not in models) or (datasets and e["dataset"] not in datasets):
+            continue
+        paper = next((p.value for p in published if p.model == e["model"] and p.dataset == e["dataset"]
+                      and p.measure == "accuracy"), None)
+        trained = None
+        if runs is not None and not runs.empty:
+            own = runs[(runs["model_name"] == e["model"]) & (runs["dataset_name"] == e["dataset"])]
+            if (e["split"] or {}).get("protocol"):
+                own = own[own["protocol"] == e["split"]["protocol"]]
+            trained = (float(own["accuracy"].mean()), len(own)) if len(own) else None
+        rows.append(dict(model=e["model"], dataset=e["dataset"], trained_on=e["trained_on"], paper=paper, trained=trained,
+                         released=float(e["accuracy"]), samples=int(e["samples"]), file=Path(str(e["path"])).name,
+                         mapping=e["class_mapping"]))
+    return rows
+
+
+def released_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    out = ["", "## Released checkpoints (accuracy)", "",
+           "| model | dataset | paper | ferbench trained (mean, n) | released checkpoint | file |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        paper = f"{r['paper']:.4f}" if r["paper"] is not None else "–"
+        trained = f"{r['trained'][0]:.4f} (n={r['trained'][1]})" if r["trained"] else "–"
+        out.append(f"| {r['model']} | {r['dataset']} | {paper} | {trained} | {r['released']:.4f} | {r['file']} |")
+    out += ["", "Class mapping: " + "; ".join(f"{r['model']} ({r['trained_on']}) on {r['dataset']}: {r['mapping']}" for r in rows), ""]
+    return "\n".join(out)
+
+
+def as_html(markdown_text: str, pngs: list[bytes]) -> str:
+    """The sections as a plain HTML fragment (tables from the markdown) plus inline heatmaps."""
+    import base64
+
+    parts, table = [], []
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not set("".join(cells)) <= set("-"):
+                tag = "th" if not table else "td"
+                table.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if table:
+            parts.append("<table>" + "".join(table) + "</table>")
+            table = []
+        if line.startswith("### "):
+            parts.append(f"<h3>{html.escape(line[4:])}</h3>")
+        elif line.startswith("## "):
+            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.strip():
+            parts.append(f"<p>{_inline(line)}</p>")
+    if table:
+        parts.append("<table>" + "".join(table) + "</table>")
+    parts += [f'<img alt="cross-dataset heatmap" src="data:image/png;base64,{base64.b64encode(p).decode()}">' for p in pngs]
+    return "\n".join(parts)
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    while escaped.count("**") >= 2:
+        escaped = escaped.replace("**", "<b>", 1).replace("**", "</b>", 1)
+    return escaped
