@@ -90,9 +90,10 @@ def run_weights(results: Path, run_id: str) -> tuple[Weights, Path]:
 def checkpoint_entry(cfg: Config, model: str, trained_on: str | None, fmt: str | None):
     entries = [c for c in cfg.checkpoints if c.model == model and (trained_on is None or c.trained_on == trained_on)
                and (fmt is None or c.format == fmt)]
-    if len(entries) == 1:
-        return entries[0]
-    known = "; ".join(f"--trained-on {c.trained_on} --format {c.format}" for c in cfg.checkpoints if c.model == model)
+    own = [c for c in entries if fmt is None and c.format == cfg.model(model).upstream]
+    if len(entries) == 1 or len(own) == 1:
+        return entries[0] if len(entries) == 1 else own[0]  # several formats: the upstream's own by default
+    known = "; ".join(f"--trained-on {c.trained_on} --format {c.format}" for c in (entries or cfg.checkpoints) if c.model == model)
     if not entries:
         raise FerbenchError(f"{cfg.source}: no [[checkpoints]] entry for model '{model}'"
                             f"{f' trained on {trained_on}' if trained_on else ''}{f' in format {fmt}' if fmt else ''}"
