@@ -162,3 +162,47 @@ def test_predict_on_portrait(store, tmp_path):
     env, _, run_dir = store
     rows = faces_predicted(env, run_dir.name, SHARED / "faces" / "portrait-1.jpg", tmp_path)
     assert len(rows) == 1 and float(rows[0]["box_right"]) > float(rows[0]["box_left"])
+
+
+def test_posterpp_checkpoint_with_dataparallel_keys_and_recorders(tmp_path, tiny_dataset):
+    """main.py's save_checkpoint: DataParallel `module.` keys and pickled `__main__.RecorderMeter` logs, loaded
+    weights-only and strictly into the adapter's POSTER++."""
+    vendor = REPO / "vendor"
+    if not (vendor / "posterpp").is_dir():
+        pytest.skip("vendor/posterpp not fetched; run `ferbench fetch posterpp`")
+    checkpoint = tmp_path / "raf-db-model_best.pth"
+    script = f"""
+import sys, numpy as np, torch
+from pathlib import Path
+sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(vendor / 'posterpp')!r})
+from adapters import load_adapter
+from adapters.contract import BuildContext
+
+class RecorderMeter:
+    def __init__(self):
+        self.total_epoch, self.epoch_losses = 200, np.zeros((200, 2), dtype=np.float32)
+
+class RecorderMeter1(RecorderMeter):
+    pass
+
+torch.manual_seed(0)
+model = load_adapter("posterpp").build(BuildContext(num_classes=7, input_size=224, pretrained=False,
+                                                    upstream_dir=Path({str(vendor / 'posterpp')!r})))
+parallel = torch.nn.DataParallel(model)
+optimizer = torch.optim.Adam(parallel.parameters(), lr=3.5e-5)
+torch.save({{'epoch': 12, 'state_dict': parallel.state_dict(), 'best_acc': torch.tensor(91.0),
+            'optimizer': optimizer.state_dict(), 'recorder1': RecorderMeter1(), 'recorder': RecorderMeter()}},
+           {str(checkpoint)!r})
+"""
+    env = dict(child_env(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", FERBENCH_DATA_ROOT=str(tiny_dataset),
+               FERBENCH_RESULTS_DIR=str(tmp_path / "results"), FERBENCH_VENDOR_DIR=str(vendor),
+               FERBENCH_WEIGHTS_DIR=str(tmp_path / "weights"))
+    env.pop("FERBENCH_CONFIG", None)
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
+    assert "__main__.RecorderMeter" in torch.serialization.get_unsafe_globals_in_checkpoint(checkpoint)
+    ferbench(env, "evaluate", "--model", "posterpp", "--dataset", "synthetic", "--checkpoint", str(checkpoint),
+             "--device", "cpu")
+    (record_dir,) = (tmp_path / "results" / "evaluations" / "synthetic").iterdir()
+    record = json.loads((record_dir / "evaluation.json").read_text())
+    assert record["format"] == "posterpp" and record["class_map"]["outputs"] == [6, 3, 4, 0, 1, 2, 5]
+    assert len(read_csv(record_dir / "predictions.csv")) == record["samples"] > 0
