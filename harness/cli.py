@@ -345,7 +345,7 @@ def report(
     records = evaluated.load(results)
     wanted = dict(models=tuple(n for v in models or [] for n in v.split(",")),
                   datasets=tuple(n for v in datasets or [] for n in v.split(",")))
-    cross = evaluated.cross_tables(records, options.metrics, runs, **wanted)
+    cross = evaluated.cross_tables(records, options.metrics, runs, **wanted, test=test, alpha=alpha)
     extra = evaluated.released_markdown(evaluated.released_rows(records, runs, cfg.published, **wanted))
     extra = evaluated.cross_markdown(cross) + extra
     if plots and cross:

@@ -1,8 +1,9 @@
 """The report's sections built from evaluation records (harness/evaluate/record.py).
 
 Cross-dataset: one table per metric, rows (model, source dataset), columns target datasets, each cell the mean ±
-sample std over the source runs' saved models (n/requested shown when repeats are missing, as in the in-dataset
-tables; the best cell of each row in bold), and a heatmap figure. Released checkpoints: each upstream checkpoint
+sample std over the source runs' saved models (n/requested when repeats are missing; per source and target the
+best model in bold, the others marked as in the in-dataset tables by a paired test over their source runs'
+split, fold and seed), and a heatmap figure. Released checkpoints: each upstream checkpoint
 evaluated on a dataset, beside the paper's number and ferbench's trained mean on the same dataset.
 """
 
@@ -18,18 +19,32 @@ import numpy as np
 import pandas as pd
 
 from harness.evaluate.record import records
-from harness.report.render import format_cell
+from harness.report.aggregate import PAIR
+from harness.report.render import MARK_TITLES, MARKS, format_cell
+from harness.report.significance import paired_p
 
 METRIC_TITLES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"}
 HEATMAP = "cross-dataset-{metric}.png"
 
 
 @dataclass(frozen=True)
+class CrossCell:
+    mean: float
+    std: float
+    n: int
+    requested: int
+    best: bool = False
+    mark: str = ""
+    """As in the in-dataset tables: `ns` not significantly below the best model from the same source on this
+    target (paired runs), `untested` fewer than 2 pairs."""
+
+
+@dataclass(frozen=True)
 class CrossTable:
     metric: str
     targets: list[str]
-    rows: list[tuple[str, str, list[tuple[float, float, int, int] | None], str]]
-    """(model, source, cells (mean, std, n, requested) per target, scored classes note)."""
+    rows: list[tuple[str, str, list[CrossCell | None], str]]
+    """(model, source, cell per target, scored classes note)."""
 
 
 def load(results: Path) -> pd.DataFrame:
@@ -37,8 +52,16 @@ def load(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else pd.DataFrame()
 
 
+def _paired(runs: pd.DataFrame | None, frame: pd.DataFrame) -> pd.DataFrame:
+    """Evaluation rows with their source run's (split file, fold, seed), the pairing key of significance tests."""
+    if runs is None or runs.empty:
+        return frame.assign(splits=frame["run_id"], fold=0, seed=0)
+    keys = runs[["run_id", *PAIR]].drop_duplicates("run_id")
+    return frame.merge(keys, on="run_id", how="left")
+
+
 def cross_tables(evaluations: pd.DataFrame, metrics=("accuracy", "balanced_accuracy"), runs: pd.DataFrame | None = None,
-                 models=(), datasets=()) -> list[CrossTable]:
+                 models=(), datasets=(), test: str = "ttest", alpha: float = 0.05) -> list[CrossTable]:
     if evaluations.empty:
         return []
     cross = evaluations[(evaluations["kind"] == "run") & (evaluations["dataset"] != evaluations["trained_on"])]
@@ -48,31 +71,46 @@ def cross_tables(evaluations: pd.DataFrame, metrics=("accuracy", "balanced_accur
         cross = cross[cross["trained_on"].isin(datasets) | cross["dataset"].isin(datasets)]
     if cross.empty:
         return []
+    cross = _paired(runs, cross.drop_duplicates(["run_id", "dataset", "id"]))
     requested = {}
     if runs is not None and not runs.empty:
         requested = runs.groupby(["model_name", "dataset_name"])["requested"].max().to_dict()
     targets = sorted(cross["dataset"].unique())
+    pairs = sorted({(m, s) for m, s in zip(cross["model"], cross["trained_on"])}, key=lambda p: (p[1], p[0]))
     tables = []
     for metric in metrics:
-        rows = []
-        for (model, source), group in cross.groupby(["model", "trained_on"], sort=True):
-            cells = []
-            for target in targets:
-                values = group[group["dataset"] == target].drop_duplicates("run_id")[metric].to_numpy(dtype=float)
-                if not len(values):
-                    cells.append(None)
-                    continue
+        cells: dict[tuple, CrossCell] = {}
+        for (source, target), group in cross.groupby(["trained_on", "dataset"], sort=True):
+            stats = {}
+            for model, runs_of in group.groupby("model"):
+                values = runs_of.drop_duplicates("run_id")[metric].to_numpy(dtype=float)
                 std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-                cells.append((float(values.mean()), std, len(values), int(requested.get((model, source), len(values)))))
+                stats[model] = (float(values.mean()), std, len(values), int(requested.get((model, source), len(values))))
+            complete = {m: v for m, v in stats.items() if v[2] >= v[3]}
+            best = max(complete, key=lambda m: complete[m][0]) if len(stats) > 1 and complete else None
+            for model, (mean, std, n, wanted) in stats.items():
+                mark = ""
+                if best is not None and model != best:
+                    joined = group[group["model"] == best][[*PAIR, metric]].merge(
+                        group[group["model"] == model][[*PAIR, metric]], on=PAIR, suffixes=("_best", "_other"))
+                    p = paired_p(joined[f"{metric}_best"].to_numpy(), joined[f"{metric}_other"].to_numpy(), test)
+                    mark = "untested" if math.isnan(p) else ("" if p < alpha else "ns")
+                cells[(model, source, target)] = CrossCell(mean, std, n, wanted, best=model == best, mark=mark)
+        rows = []
+        for model, source in pairs:
+            group = cross[(cross["model"] == model) & (cross["trained_on"] == source)]
             scored = "; ".join(sorted({f"{t}: {', '.join(c)}" for t, c in zip(group["dataset"], group["classes"])}))
-            rows.append((model, source, cells, scored))
+            rows.append((model, source, [cells.get((model, source, t)) for t in targets], scored))
         tables.append(CrossTable(metric, targets, rows))
     return tables
 
 
-def _best(cells) -> int | None:
-    means = [c[0] if c else -1.0 for c in cells]
-    return int(np.argmax(means)) if any(c for c in cells) else None
+def cell_text(cell: CrossCell | None) -> str:
+    if cell is None:
+        return "–"
+    text = format_cell(cell.mean, cell.std, cell.n, cell.requested)
+    text = f"**{text}**" if cell.best else text
+    return f"{text} {MARKS[cell.mark]}" if cell.mark else text
 
 
 def cross_markdown(tables: list[CrossTable]) -> str:
@@ -80,17 +118,13 @@ def cross_markdown(tables: list[CrossTable]) -> str:
         return ""
     out = ["", "## Cross-dataset (train on the source, test on each target)", "",
            "Each cell: mean ± std over the source runs' saved models, scored over the classes source and target share "
-           "(docs/concepts/cross-dataset.md); **bold**: the row's best target.", ""]
+           "(docs/concepts/cross-dataset.md). **Bold**: the best model from the same source on that target; "
+           f"{MARKS['ns']} {MARK_TITLES['ns']}; {MARKS['untested']} {MARK_TITLES['untested']}.", ""]
     for table in tables:
         out += [f"### {METRIC_TITLES.get(table.metric, table.metric)}", "",
                 "| model | source | " + " | ".join(table.targets) + " |", "|---|---|" + "---|" * len(table.targets)]
         for model, source, cells, _ in table.rows:
-            best = _best(cells)
-            texts = []
-            for i, cell in enumerate(cells):
-                text = "–" if cell is None else format_cell(*cell)
-                texts.append(f"**{text}**" if i == best and cell is not None and len(cells) > 1 else text)
-            out.append(f"| {model} | {source} | " + " | ".join(texts) + " |")
+            out.append(f"| {model} | {source} | " + " | ".join(cell_text(c) for c in cells) + " |")
         out.append("")
     out += ["Scored classes: " + "; ".join(f"{m} from {s} → {note}" for m, s, _, note in tables[0].rows), ""]
     return "\n".join(out)
@@ -102,7 +136,7 @@ def heatmap(table: CrossTable) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = np.array([[c[0] if c else np.nan for c in cells] for _, _, cells, _ in table.rows])
+    values = np.array([[c.mean if c else np.nan for c in cells] for _, _, cells, _ in table.rows])
     labels = [f"{m} ({s})" for m, s, _, _ in table.rows]
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(table.targets), 1.2 + 0.5 * len(labels)))
     image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
