@@ -164,6 +164,10 @@ def run(
     if launcher == "slurm":
         overrides = {k: v for k, v in (("partition", partition), ("time_limit_min", time_limit), ("max_concurrent", max_concurrent)) if v is not None}
         _run_on_slurm(planned, State.config().launcher.slurm.model_copy(update=overrides), overwrite, wait)
+        if targets is not None:  # scores the runs complete by now; the same command again scores the rest
+            from harness.evaluate.crossdataset import evaluate_targets
+
+            evaluate_targets(State.config(), State.paths, planned, targets, device or "auto", err, overwrite=overwrite)
         return
     if launcher != "local":
         raise FerbenchError(f"--launcher: expected local or slurm, got '{launcher}'", exit_code=2)

@@ -206,3 +206,27 @@ torch.save({{'epoch': 12, 'state_dict': parallel.state_dict(), 'best_acc': torch
     record = json.loads((record_dir / "evaluation.json").read_text())
     assert record["format"] == "posterpp" and record["class_map"]["outputs"] == [6, 3, 4, 0, 1, 2, 5]
     assert len(read_csv(record_dir / "predictions.csv")) == record["samples"] > 0
+
+
+def test_predict_reads_every_nth_video_frame(store, tmp_path):
+    import cv2
+    from skimage import data
+
+    from harness import config
+    from harness.paths import Paths
+    from harness.predict import predict
+
+    env, home, run_dir = store
+    video = tmp_path / "clip.avi"
+    frame = cv2.cvtColor(data.astronaut()[::2, ::2], cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (frame.shape[1], frame.shape[0]))
+    for _ in range(5):
+        writer.write(frame)
+    writer.release()
+    seen = []
+    paths = Paths(data_root=home, results=home / "results", vendor=home / "vendor", weights=home / "weights")
+    rows = predict(config.load(home / "benchmark.toml"), paths, run_dir.name, [video], tmp_path / "video.csv",
+                   every=2, device="cpu", progress=lambda what, done, total: seen.append((what, done, total)))
+    written = read_csv(tmp_path / "video.csv")
+    assert rows == len(written) == 3 and [r["frame"] for r in written] == ["0", "2", "4"]
+    assert seen[-1] == ("clip.avi", 3, 3)
