@@ -17,13 +17,13 @@ META = "model.json"
 
 
 def selected_weights(model, outcome) -> dict:
-    """The selected epoch's weights: the loop's CPU copy when it kept one, else the model as it stands, which is
-    the selected epoch's exactly when that epoch was the last one trained."""
-    if outcome.selected_state is not None:
-        return outcome.selected_state
-    if outcome.selected_epoch != len(outcome.history):
+    """The selected epoch's weights: the model as it stands when the selected epoch is the last one trained (any
+    selection rule that keeps the final epoch), else the loop's CPU copy taken when that epoch was selected."""
+    if outcome.selected_epoch == len(outcome.history):
+        return model.state_dict()
+    if outcome.selected_state is None:
         raise RuntimeError(f"epoch {outcome.selected_epoch} was selected but its weights were not kept")
-    return model.state_dict()
+    return outcome.selected_state
 
 
 def save(run_dir: Path, state: dict, meta: dict) -> None:

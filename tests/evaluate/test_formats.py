@@ -151,3 +151,18 @@ def test_registry_declares_valid_checkpoint_kinds():
         'classes = ["happy", "sad"]\nsource = "x"\n'
     with pytest.raises(FerbenchError, match="format: unknown format 'nope'"):
         config.parse(bad)
+
+
+def test_selected_weights_follow_the_selected_epoch():
+    from types import SimpleNamespace
+
+    from harness.evaluate.saved import selected_weights
+
+    model = torch.nn.Linear(2, 2)
+    kept = {"weight": torch.zeros(2, 2), "bias": torch.zeros(2)}
+    last = SimpleNamespace(selected_epoch=3, history=[{}, {}, {}], selected_state=kept)
+    assert torch.equal(selected_weights(model, last)["weight"], model.weight)
+    earlier = SimpleNamespace(selected_epoch=2, history=[{}, {}, {}], selected_state=kept)
+    assert selected_weights(model, earlier) is kept
+    with pytest.raises(RuntimeError, match="not kept"):
+        selected_weights(model, SimpleNamespace(selected_epoch=1, history=[{}, {}], selected_state=None))
