@@ -325,6 +325,7 @@ def report(
     from harness.report.metrics import parse_metrics
     from harness.report.render import RENDERERS, figures, render_html, write_plots
     from harness.report.significance import TESTS
+    from harness.report import evaluations as evaluated
 
     if fmt not in RENDERERS:
         raise FerbenchError(f"--format: expected one of {', '.join(RENDERERS)}, got '{fmt}'", exit_code=2)
@@ -333,34 +334,26 @@ def report(
     options = Options(metrics=parse_metrics(metric or []), ci=ci, test=test, alpha=alpha)
     cfg, results = State.config(), State.paths.results
     unreadable: list = []
-    runs = load_runs(results, {name for name, dataset in cfg.datasets.items() if dataset.video}, unreadable)
+    try:
+        runs = load_runs(results, {name for name, dataset in cfg.datasets.items() if dataset.video}, unreadable)
+    except FerbenchError:
+        if not evaluated.has_records(results):
+            raise
+        runs = None  # a store holding only evaluations (`ferbench evaluate --checkpoint`) still gets its tables
     for bad in unreadable:
         err.print(bad.line, markup=False, highlight=False, soft_wrap=True)
-    built = build(
-        select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
-        unfinished=unfinished_runs(results), unreadable=unreadable,
-    )
-    items = figures(built) if fmt == "html" or plots else None
-    if plots:
-        written = write_plots(items, plots)
-        err.print(f"{len(written)} figure(s) written to {plots}", markup=False, highlight=False)
-    from harness.report import evaluations as evaluated
-
-    records = evaluated.load(results)
-    wanted = dict(models=tuple(n for v in models or [] for n in v.split(",")),
-                  datasets=tuple(n for v in datasets or [] for n in v.split(",")))
-    cross = evaluated.cross_tables(records, options.metrics, runs, **wanted, test=test, alpha=alpha)
-    extra = evaluated.released_markdown(evaluated.released_rows(records, runs, cfg.published, **wanted))
-    extra = evaluated.cross_markdown(cross) + extra
-    if plots and cross:
-        evaluated.write_heatmaps(cross, plots)
-    text = render_html(built, items) if fmt == "html" else RENDERERS[fmt](built)
-    if fmt == "html" and extra:
-        fragment = evaluated.as_html(extra, [evaluated.heatmap(table) for table in cross])
-        text = text.replace("</body>", fragment + "\n</body>", 1) if "</body>" in text else text + fragment
-    elif fmt == "md":
-        text += extra
-    sys.stdout.write(text)
+    text = ""
+    if runs is not None:
+        built = build(
+            select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
+            unfinished=unfinished_runs(results), unreadable=unreadable,
+        )
+        items = figures(built) if fmt == "html" or plots else None
+        if plots:
+            written = write_plots(items, plots)
+            err.print(f"{len(written)} figure(s) written to {plots}", markup=False, highlight=False)
+        text = render_html(built, items) if fmt == "html" else RENDERERS[fmt](built)
+    sys.stdout.write(evaluated.with_sections(text, fmt, results, runs, cfg.published, options, models or [], datasets or [], plots))
 
 
 @app.command()

@@ -233,3 +233,27 @@ def _inline(text: str) -> str:
     while escaped.count("**") >= 2:
         escaped = escaped.replace("**", "<b>", 1).replace("**", "</b>", 1)
     return escaped
+
+
+def has_records(results: Path) -> bool:
+    return next(records(results), None) is not None
+
+
+def with_sections(text: str, fmt: str, results: Path, runs: pd.DataFrame | None, published, options, models, datasets,
+                  plots: Path | None) -> str:
+    """`text` (the rendered report, or "" for a store without runs) with the evaluation sections added: markdown
+    and HTML get the tables (HTML with inline heatmaps), `--plots` the heatmap PNGs; csv and latex are unchanged."""
+    wanted = dict(models=tuple(n for v in models for n in v.split(",")), datasets=tuple(n for v in datasets for n in v.split(",")))
+    found = load(results)
+    cross = cross_tables(found, options.metrics, runs, **wanted, test=options.test, alpha=options.alpha)
+    extra = cross_markdown(cross) + released_markdown(released_rows(found, runs, published, **wanted))
+    if plots and cross:
+        write_heatmaps(cross, plots)
+    if not extra:
+        return text
+    if fmt == "html":
+        fragment = as_html(extra, [heatmap(table) for table in cross])
+        if "</body>" in text:
+            return text.replace("</body>", fragment + "\n</body>", 1)
+        return text + fragment if text else f"<!doctype html><html><head><meta charset=\"utf-8\"><title>ferbench</title></head><body>{fragment}</body></html>\n"
+    return text + extra if fmt == "md" else text

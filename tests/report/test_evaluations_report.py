@@ -65,3 +65,20 @@ def test_released_checkpoint_beside_paper_and_trained_mean(tmp_path):
         file="rafdb_epoch21.pth", mapping="reordered")
     text = evaluations.released_markdown(rows)
     assert "| dan | rafdb | 0.8970 | 0.8000 (n=3) | 0.8973 | rafdb_epoch21.pth |" in text
+
+
+def test_report_of_a_store_with_only_evaluations(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    store.write(tmp_path / "results", dict(
+        id="abc", kind="checkpoint", model="dan", trained_on="rafdb", dataset="rafdb", path="/x/rafdb_epoch21.pth",
+        format="dan", split={"name": "test", "protocol": "official", "fold": 0}, samples=3068, excluded={},
+        classes=["neutral"], accuracy=0.8973, balanced_accuracy=0.8, class_mapping="reordered"), "path\n")
+    monkeypatch.delenv("FERBENCH_CONFIG", raising=False)
+    result = CliRunner().invoke(app, ["--results-dir", str(tmp_path / "results"), "report"])
+    assert result.exit_code == 0, result.output
+    assert "| dan | rafdb | 0.8970 | – | 0.8973 | rafdb_epoch21.pth |" in result.output
+    html = CliRunner().invoke(app, ["--results-dir", str(tmp_path / "results"), "report", "--format", "html"])
+    assert html.output.startswith("<!doctype html>") and "<td>0.8973</td>" in html.output
