@@ -140,11 +140,12 @@ def run(
     """Train and evaluate models on datasets for N seeded repeats each, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
         raise FerbenchError(f"--device: expected cpu, cuda or auto, got '{device}'", exit_code=2)
-    from harness.evaluate.crossdataset import CROSS_DATASET, parse_targets
+    from harness.evaluate.crossdataset import CROSS_DATASET, check_targets, parse_targets
     from harness.run.launch import execute
     from harness.run.plan import Request, grid
 
     targets = parse_targets(target, cross_dataset=protocol == CROSS_DATASET)
+    check_targets(State.config(), State.paths, targets)
     if protocol == CROSS_DATASET:
         protocol = None
     request = Request(

@@ -52,6 +52,16 @@ def parse_targets(values: list[str], cross_dataset: bool = False) -> list[Target
     return specs
 
 
+def check_targets(cfg: Config, paths: Paths, specs: list[TargetSpec] | None) -> None:
+    """Before any training: every target is registered and its folder exists."""
+    for spec in specs or []:
+        dataset = cfg.dataset(spec.dataset)
+        folder = spec.path or paths.data_root / dataset.name
+        if not folder.is_dir():
+            raise FerbenchError(f"--target {spec.dataset}: {folder} is not a folder (give --target {spec.dataset}=PATH)",
+                                exit_code=2)
+
+
 def default_split(dataset) -> str:
     return "all" if dataset.protocol in WHOLE_TARGET_PROTOCOLS else "test"
 
