@@ -9,6 +9,8 @@ from rich.table import Table
 
 from harness.config import Config
 from harness.errors import FerbenchError
+from harness.evaluate.engine import find_run
+from harness.files import read_json
 from harness.paths import Paths
 
 
@@ -33,8 +35,12 @@ def evaluate_command(cfg: Config, paths: Paths, out: Console, err: Console, *, m
         weights = checkpoint_weights(cfg, model, checkpoint, trained_on or _default_trained_on(cfg, model, dataset), fmt,
                                      trust_pickle)
     aligned_dir = default_out(paths.data_root, dataset, aligned).resolve() if aligned else None
-    if aligned_dir is None and weights.kind == "run" and dataset == weights.trained_on and weights.info.get("aligned"):
-        aligned_dir = _run_aligned_dir(paths, run_id)
+    if weights.kind == "run" and dataset == weights.trained_on:  # by default, the very images the run read
+        env = read_json(find_run(paths.results, run_id) / "env.json")
+        if aligned_dir is None and env.get("aligned_dir"):
+            aligned_dir = Path(env["aligned_dir"])
+        if dataset_dir is None and env.get("dataset_root"):
+            dataset_dir = Path(env["dataset_root"])
     target = Target(dataset=dataset, root=dataset_dir, aligned=aligned_dir, split=split, protocol=protocol, fold=fold)
     with err.status(f"scoring {weights.model} on {dataset}"):
         record, fresh = evaluate(cfg, paths, weights, target, device, overwrite)
@@ -54,11 +60,3 @@ def _default_trained_on(cfg: Config, model: str, dataset: str) -> str | None:
     """The evaluated dataset when a checkpoint kind is declared for it, else whichever single one is declared."""
     declared = {c.trained_on for c in cfg.checkpoints if c.model == model}
     return dataset if dataset in declared else (next(iter(declared)) if len(declared) == 1 else None)
-
-
-def _run_aligned_dir(paths: Paths, run_id: str) -> Path | None:
-    from harness.evaluate.engine import find_run
-    from harness.files import read_json
-
-    env = read_json(find_run(paths.results, run_id) / "env.json")
-    return Path(env["aligned_dir"]) if env.get("aligned_dir") else None

@@ -39,3 +39,24 @@ def test_default_targets_and_splits(tmp_path):
     assert targets_for(cfg, paths, "rafdb", [TargetSpec("rafdb"), TargetSpec("sfew")]) == [TargetSpec("sfew")]
     assert default_split(cfg.dataset("ckplus")) == "all" and default_split(cfg.dataset("kmufed")) == "all"
     assert default_split(cfg.dataset("sfew")) == "test"
+
+
+def test_complete_runs_without_a_kept_model_are_trained_again(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.evaluate.saved import META, WEIGHTS, missing_models
+    from harness.run.store import MARKER
+
+    def job(name, complete, kept, save=True):
+        folder = tmp_path / name
+        folder.mkdir()
+        if complete:
+            (folder / MARKER).write_text("{}")
+        if kept:
+            (folder / WEIGHTS).write_bytes(b"x")
+            (folder / META).write_text("{}")
+        return SimpleNamespace(run_dir=folder, save_model=save)
+
+    jobs = [job("a", True, False), job("b", True, True), job("c", False, False), job("d", True, False, save=False)]
+    assert missing_models(jobs) == [jobs[0]]
+    assert missing_models(jobs, overwrite=True) == []
