@@ -99,10 +99,19 @@ def cross_tables(evaluations: pd.DataFrame, metrics=("accuracy", "balanced_accur
         rows = []
         for model, source in pairs:
             group = cross[(cross["model"] == model) & (cross["trained_on"] == source)]
-            scored = "; ".join(sorted({f"{t}: {', '.join(c)}" for t, c in zip(group["dataset"], group["classes"])}))
+            scored = "; ".join(sorted({_scored(r) for r in group.drop_duplicates("dataset").itertuples()}))
             rows.append((model, source, [cells.get((model, source, t)) for t in targets], scored))
         tables.append(CrossTable(metric, targets, rows))
     return tables
+
+
+def _scored(record) -> str:
+    """`ckplus: happy, sad, … (not scored: contempt, 54 samples; masked output: neutral)`."""
+    notes = [f"not scored: {name}, {count} samples" for name, count in sorted((getattr(record, "excluded", None) or {}).items())]
+    masked = (getattr(record, "class_map", None) or {}).get("masked") or []
+    if masked:
+        notes.append(f"masked output: {', '.join(masked)}")
+    return f"{record.dataset}: {', '.join(record.classes)}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def cell_text(cell: CrossCell | None) -> str:

@@ -39,6 +39,7 @@ def test_cross_tables_means_best_and_marks(tmp_path):
     assert cells["dan"][1].n == 1 and cells["dan"][1].requested == 3 and cells["ddamfn"][1] is None
     text = evaluations.cross_markdown([accuracy])
     assert "| dan | rafdb | **0.720 ± 0.020** |" in text and "†" in text and "1/3" in text
+    assert "ckplus: happy, sad, surprise, fear, disgust, anger (not scored: contempt, 5 samples)" in text
     html = evaluations.as_html(text, [evaluations.heatmap(accuracy)])
     assert "<table>" in html and "<b>0.720 ± 0.020</b>" in html and "data:image/png;base64," in html
     (written,) = evaluations.write_heatmaps([accuracy], tmp_path / "plots")
