@@ -168,6 +168,9 @@ def predict(cfg: Config, paths: Paths, run_id: str, targets: list[Path], out_csv
     size, note = aligned_size(run_dir)
     torch_device = _device(device)
     model, adapter, _ = build_model(cfg, paths, weights)
+    if adapter.eval_forward_given_labels is not None:
+        raise FerbenchError(f"model '{weights.model}' reads each face's true label at test time (test_label_input); "
+                            "it cannot classify unlabelled faces", exit_code=2)
     scorer = Scorer(model, adapter, weights.input_size, torch_device)
     detector = Detector(device=str(torch_device))
     video_model = cfg.model(weights.model).video

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -77,12 +78,14 @@ def run_weights(results: Path, run_id: str) -> tuple[Weights, Path]:
     folder = find_run(results, run_id)
     state, meta = saved.load(folder)
     config = read_json(folder / "config.json")
+    env = read_json(folder / "env.json") if (folder / "env.json").is_file() else {}
     weights = Weights(
         model=meta["model"], state=state, classes=tuple(meta["classes"]), sha256=sha256_of(folder / saved.WEIGHTS),
         input_size=int(meta["input_size"]), eval_batch_size=int(meta["eval_batch_size"]), kind="run",
         trained_on=meta["trained_on"], amp=bool(meta.get("amp", False)),
         info=dict(run_id=meta["run_id"], repeat=config.get("repeat"), protocol=config.get("protocol"),
-                  fold=config.get("fold"), aligned=config.get("aligned")),
+                  fold=config.get("fold"), aligned=config.get("aligned"), splits_file=env.get("splits_file"),
+                  dataset_manifest=env.get("dataset_manifest")),
     )
     return weights, folder
 
@@ -140,7 +143,7 @@ def build_model(cfg: Config, paths: Paths, weights: Weights):
             path = locate(weight, paths.weights, model_cfg.name)
             verify(weight, path, model_cfg.name)
             present[weight.name] = path
-    adapter = load_adapter(model_cfg.adapter)
+    adapter = load_adapter(model_cfg.adapter, model_cfg.variant)
     ctx = BuildContext(num_classes=len(weights.classes), input_size=weights.input_size, pretrained=False,
                        weights_dir=paths.weights, upstream_dir=upstream_dir, weights=present, classes=weights.classes)
     model = adapter.build(ctx)
@@ -172,8 +175,13 @@ def resolve_target(cfg: Config, paths: Paths, weights: Weights, target: Target):
     own = weights.kind == "run" and dataset.name == weights.trained_on
     protocol = target.protocol or (weights.info.get("protocol") if own else None) or dataset.protocol
     fold = target.fold if target.fold is not None else (weights.info.get("fold") if own and protocol == weights.info.get("protocol") else 0)
-    _, folds = saved_folds(source.table, paths.results, dataset.name, protocol, source.manifest,
-                           cfg.defaults.val_fraction, folds=dataset.folds)
+    saved = weights.info.get("splits_file")
+    if own and protocol == weights.info.get("protocol") and saved and Path(saved).is_file() \
+            and source.manifest == weights.info.get("dataset_manifest"):
+        folds = [SimpleNamespace(**f) for f in read_json(Path(saved))["folds"]]  # the run's own saved split file
+    else:
+        _, folds = saved_folds(source.table, paths.results, dataset.name, protocol, source.manifest,
+                               cfg.defaults.val_fraction, folds=dataset.folds, model=weights.model)
     if not 0 <= fold < len(folds):
         raise FerbenchError(f"--fold: protocol {protocol} of {dataset.name} has folds 0-{len(folds) - 1}, not {fold}", exit_code=2)
     return dataset, source, list(folds[fold].test), protocol, fold
@@ -214,6 +222,7 @@ def _device(name: str):
 def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device: str = "auto",
              overwrite: bool = False) -> tuple[dict, bool]:
     """(evaluation record, whether it was computed now); a finished record with the same id is reused."""
+    from adapters.contract import reads_test_labels
     from harness.run.loop import evaluate as score
     from harness.run.worker import _predictions_csv
 
@@ -224,6 +233,10 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
         return done, False
     mapping = class_map(weights.classes, dataset.classes, f"{weights.model} on {dataset.name}")
     model, adapter, upstream_dir = build_model(cfg, paths, weights)
+    leaks = reads_test_labels(adapter)
+    if leaks and not mapping.identity:
+        raise FerbenchError(f"model '{weights.model}' reads each sample's true label at test time (test_label_input); "
+                            f"it can be scored only on its own classes in their order, not mapped onto {dataset.name}'s", exit_code=2)
     data, kept, excluded = _split(paths.results, dataset, source, rows, mapping, weights.input_size)
     columns = list(mapping.outputs)
     scored = replace(adapter, logits=lambda outputs: adapter.logits(outputs)[:, columns])
@@ -235,9 +248,10 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
     upstream = cfg.upstream(model_cfg.upstream) if model_cfg.upstream else None
     record = dict(
         id=eval_id, kind=weights.kind, model=weights.model, trained_on=weights.trained_on, dataset=dataset.name,
-        **{k: v for k, v in weights.info.items()}, weights_sha256=weights.sha256,
+        **{k: v for k, v in weights.info.items() if k not in ("dataset_manifest", "splits_file")},
+        weights_sha256=weights.sha256,
         split=split, dataset_root=str(source.root), dataset_manifest=source.manifest,
-        samples=len(kept), excluded=excluded, class_map=mapping.to_dict(), class_mapping=mapping.describe(),
+        samples=len(kept), excluded=excluded, test_label_input=leaks, class_map=mapping.to_dict(), class_mapping=mapping.describe(),
         classes=list(mapping.shared), loss=result.loss, **result.metrics,
         eval_transform=f"{adapter.eval_transform.__module__}.{adapter.eval_transform.__qualname__}",
         eval_batch_size=weights.eval_batch_size, device=str(torch_device),
