@@ -35,6 +35,9 @@ def main() -> None:
             event.update(id=record["id"], accuracy=record["accuracy"])
         except FerbenchError as error:
             event["error"] = str(error)
+        except Exception as error:  # a failure of one evaluation (a model that cannot load) must not stop the others
+            lines = str(error).strip().splitlines()
+            event["error"] = f"{type(error).__name__}: {lines[0] if lines else ''}"
         print(EVENT + json.dumps(event), flush=True)
 
 

@@ -127,16 +127,16 @@ def evaluate_targets(cfg: Config, paths: Paths, jobs: list, specs: list[TargetSp
 def _run_batch(job: dict):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(job, handle)
-    env = dict(os.environ)
-    try:
+    try:  # one pipe for both streams, so a chatty stderr can never block the worker
         proc = subprocess.Popen([sys.executable, "-m", "harness.evaluate.batch", handle.name], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)
+                                stderr=subprocess.STDOUT, text=True)
+        other: list[str] = []
         for line in proc.stdout:
             if line.startswith(EVENT):
                 yield json.loads(line[len(EVENT):])
-        stderr = proc.stderr.read()
+            elif line.strip():
+                other = (other + [line.strip()])[-20:]
         if proc.wait() != 0:
-            last = [line for line in stderr.strip().splitlines() if line.strip()]
-            raise FerbenchError(f"cross-dataset evaluation worker failed: {last[-1] if last else proc.returncode}")
+            raise FerbenchError(f"cross-dataset evaluation worker failed: {other[-1] if other else proc.returncode}")
     finally:
         os.unlink(handle.name)

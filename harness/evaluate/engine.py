@@ -232,7 +232,7 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
     if not overwrite and (done := store.existing(paths.results, dataset.name, eval_id)) is not None:
         return done, False
     mapping = class_map(weights.classes, dataset.classes, f"{weights.model} on {dataset.name}")
-    model, adapter, upstream_dir = build_model(cfg, paths, weights)
+    model, adapter, _ = build_model(cfg, paths, weights)
     leaks = reads_test_labels(adapter)
     if leaks and not mapping.identity:
         raise FerbenchError(f"model '{weights.model}' reads each sample's true label at test time (test_label_input); "
