@@ -250,7 +250,6 @@ def evaluate(
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
     aligned: Optional[int] = typer.Option(None, metavar="SIZE", help="Score the copy `ferbench align --size SIZE` made."),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a checkpoint that can only be unpickled (runs code from the file)."),
     overwrite: bool = typer.Option(False, help="Recompute an evaluation already stored."),
 ) -> None:
     """Score a run's saved model or an upstream checkpoint on a dataset; the record goes to <results>/evaluations/."""
@@ -258,7 +257,7 @@ def evaluate(
 
     evaluate_command(State.config(), State.paths, Console(), err, model=model, dataset=dataset, run_id=run_id,
                      checkpoint=checkpoint, trained_on=trained_on, fmt=fmt, split=split, protocol=protocol, fold=fold,
-                     dataset_dir=dataset_dir, aligned=aligned, device=device, trust_pickle=trust_pickle, overwrite=overwrite)
+                     dataset_dir=dataset_dir, aligned=aligned, device=device, overwrite=overwrite)
 
 
 @app.command()

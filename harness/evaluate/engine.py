@@ -105,15 +105,14 @@ def checkpoint_entry(cfg: Config, model: str, trained_on: str | None, fmt: str |
     raise FerbenchError(f"several checkpoint kinds for '{model}' match; choose one: {known}", exit_code=2)
 
 
-def checkpoint_weights(cfg: Config, model: str, path: Path, trained_on: str | None, fmt: str | None,
-                       trust_pickle: bool = False) -> Weights:
+def checkpoint_weights(cfg: Config, model: str, path: Path, trained_on: str | None, fmt: str | None) -> Weights:
     from harness.evaluate import formats
 
     if not path.is_file():
         raise FerbenchError(f"{path}: no such checkpoint file", exit_code=2)
     entry = checkpoint_entry(cfg, model, trained_on, fmt)
     model_cfg = cfg.model(model)
-    state = formats.read(path, formats.get(entry.format), trust_pickle=trust_pickle)
+    state = formats.read(path, formats.get(entry.format))
     recipe = model_cfg.stages[list(model_cfg.stages)[-1]] if model_cfg.stages else model_cfg.recipe
     return Weights(
         model=model, state=state, classes=entry.classes, sha256=sha256_of(path), input_size=model_cfg.input_size,

@@ -101,14 +101,14 @@ def _stand_ins(names: tuple[str, ...]) -> list:
     return allowed
 
 
-def read(path: Path, fmt: Format, trust_pickle: bool = False) -> dict:
+def read(path: Path, fmt: Format) -> dict:
     """The file's model state dict (name → tensor), without any `module.` prefix."""
     import torch
 
     from harness.weights import load_state
 
     with torch.serialization.safe_globals(_stand_ins(fmt.recorders)):
-        saved = load_state(path, trust_pickle=trust_pickle)
+        saved = load_state(path, what=f"the {fmt.name} checkpoint format")
     return extract(saved, fmt, str(path))
 
 

@@ -117,7 +117,7 @@ def test_a_code_running_pickle_is_refused(tmp_path):
             return (print, ("ran",))
 
     path = saved(tmp_path, {"model_state_dict": tiny_state(), "extra": Evil()})
-    with pytest.raises(FerbenchError, match="can only be unpickled"):
+    with pytest.raises(FerbenchError, match="refused: the file needs the global builtins.print"):
         formats.read(path, formats.get("dan"))
 
 
