@@ -101,9 +101,20 @@ def run(
     model: List[str] = typer.Option([], "--model", "-m", help="Model name from benchmark.toml (repeatable)."),
     dataset: List[str] = typer.Option([], "--dataset", "-d", help="Dataset name from benchmark.toml (repeatable)."),
     every: bool = typer.Option(False, "--all", help="Every model × every dataset present under the data root (or those named)."),
-    repeats: Optional[int] = typer.Option(None, min=1, help="Seeded repeats (default from benchmark.toml)."),
+    repeats: Optional[int] = typer.Option(
+        None, metavar="R",
+        help="Seeds per fold: a fold protocol runs every fold R times (default 1); a single split runs R seeded repeats (default from benchmark.toml). At most 100.",
+    ),
     protocol: Optional[str] = typer.Option(None, help="Split protocol (default: the dataset's)."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Override the recipe's epochs (part of the run id)."),
+    folds: Optional[str] = typer.Option(
+        None, "--folds", metavar="LIST",
+        help="Only these folds of a fold protocol, 0-based as in the split file, e.g. 0,3-5 (default: every fold; the report marks a cell missing folds).",
+    ),
+    selection: str = typer.Option(
+        "val", "--selection", metavar="MODE",
+        help="val: keep the epoch best on a validation slice of the training data; final: train on the whole training split for the recipe's epochs, keep the last (part of the run id).",
+    ),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs, 1 to 10000 (part of the run id)."),
     batch_size: Optional[int] = typer.Option(None, min=2, help="Override the recipe's batch size (part of the run id)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto (default from benchmark.toml)."),
     recipe: str = typer.Option(
@@ -137,7 +148,7 @@ def run(
              "read from PATH or <data-root>/DATASET (repeatable; implies --save-model).",
     ),
 ) -> None:
-    """Train and evaluate models on datasets for N seeded repeats each, one subprocess per run; completed runs are skipped."""
+    """Train and evaluate models on datasets, every fold of a fold protocol × R seeds, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
         raise FerbenchError(f"--device: expected cpu, cuda or auto, got '{device}'", exit_code=2)
     from harness.evaluate.crossdataset import CROSS_DATASET, check_targets, parse_targets
@@ -153,6 +164,7 @@ def run(
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
         aligned=aligned, recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
         save_model=True if targets is not None else save_model,
+        folds=folds, selection=selection,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:
@@ -346,7 +358,7 @@ def report(
     if runs is not None:
         built = build(
             select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
-            unfinished=unfinished_runs(results), unreadable=unreadable,
+            unfinished=unfinished_runs(results), unreadable=unreadable, models=cfg.models,
         )
         items = figures(built) if fmt == "html" or plots else None
         if plots:

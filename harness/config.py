@@ -17,6 +17,11 @@ from harness.errors import FerbenchError
 
 IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9_-]*")
 """Registry names: they become path components (results/<dataset>/<model>/…, vendor/<upstream>)."""
+MAX_EPOCHS = 10_000
+"""Upper bound of any recipe's epochs and of `--epochs`: far above any published schedule (250), far below a typo."""
+MAX_REPEATS = 100
+"""Upper bound of `--repeats` and `defaults.repeats`: seeds per fold, or repeats of a single split."""
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "benchmark.toml"
 ADAPTERS_DIR = Path(__file__).resolve().parent.parent / "adapters"
 
@@ -61,7 +66,7 @@ class Recipe(_Record):
     """The cosine spans the epochs after the warm-up (MAE's `adjust_learning_rate`), or, False, the whole run with
     the warm-up overriding its start (timm's CosineLRScheduler without `warmup_prefix`: LNSU-Net)."""
     min_lr: float = Field(default=0.0, ge=0)
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(ge=2)
     sam_rho: float = Field(default=0.0, ge=0)
     grad_clip_norm: float | None = Field(default=None, gt=0)
@@ -82,7 +87,7 @@ class RecipeTemplate(_Record):
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     schedule: Literal["constant", "cosine", "step", "exponential", "multistep"] = "constant"
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
     batch_size: int | None = Field(default=None, ge=2)
     patience: int | None = Field(default=None, ge=1)
     description: str = ""
@@ -104,6 +109,47 @@ class WeightFile(_Record):
     upstream's module classes); the weights-only unpickler refuses anything else."""
 
 
+class RecipeOverride(_Record):
+    """`[models.M.dataset_recipes.D]`: the fields of the model's recipe that differ on dataset D (the upstream
+    ran another script there, e.g. WuJie1010's `mainpro_FER.py`); the merged recipe is validated as a whole."""
+
+    optimizer: Literal["sgd", "adam", "adamw"] | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum: float | None = None
+    schedule: Literal["constant", "cosine", "step", "exponential", "multistep"] | None = None
+    schedule_unit: Literal["epoch", "step"] | None = None
+    step_size: int | None = None
+    gamma: float | None = None
+    milestones: tuple[int, ...] | None = None
+    decay_start: int | None = None
+    warmup_epochs: float | None = None
+    warmup_start: float | None = None
+    cosine_after_warmup: bool | None = None
+    min_lr: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    sam_rho: float | None = None
+    grad_clip_norm: float | None = None
+    grad_clamp: float | None = None
+    patience: int | None = None
+    loss_scaling: bool | None = None
+    source: str = ""
+    """Where the values come from (the upstream script), for the reader of benchmark.toml."""
+
+    def apply(self, base: Recipe) -> Recipe:
+        changes = self.model_dump(exclude_unset=True, exclude={"source"})
+        return Recipe.model_validate({**base.model_dump(), **changes})
+
+
+class Irreproducible(_Record):
+    """`[[models.M.not_reproducible]]`: a part of the paper's setting that cannot be reproduced, and why.
+    The report prints it beside that model's published numbers."""
+
+    what: str = Field(min_length=1)
+    why: str = Field(min_length=1)
+
+
 class Model(_Record):
     adapter: str
     description: str = ""
@@ -122,11 +168,29 @@ class Model(_Record):
     test_label_input: bool = False
     """The model reads each evaluated sample's TRUE LABEL as an input (CLIVP-FER's published mode 1). Must match the
     adapter (the worker refuses a mismatch); reports name such a model and never rank it best."""
+    dataset_recipes: dict[str, RecipeOverride] = {}
+    """Per-dataset changes to `recipe`, by dataset name (the first stage only; later stages keep theirs)."""
+    not_reproducible: tuple[Irreproducible, ...] = ()
     name: str = ""
 
     @property
     def label(self) -> str:
         return self.display or self.name
+
+    @model_validator(mode="after")
+    def _merged_recipes_valid(self) -> Model:
+        for dataset, override in self.dataset_recipes.items():
+            try:
+                override.apply(self.recipe)
+            except ValidationError as err:
+                first = err.errors()[0]
+                raise ValueError(f"dataset_recipes.{dataset}.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return self
+
+    def recipe_for(self, dataset: str) -> Recipe:
+        """The model's own recipe on `dataset`: its per-dataset override applied, if it has one."""
+        override = self.dataset_recipes.get(dataset)
+        return override.apply(self.recipe) if override else self.recipe
 
 
 class Dataset(_Record):
@@ -142,7 +206,8 @@ class Dataset(_Record):
 
 
 class Defaults(_Record):
-    repeats: int = Field(default=3, ge=1)
+    repeats: int = Field(default=3, ge=1, le=MAX_REPEATS)
+    """Seeded repeats of a single-split protocol; fold protocols run every fold once per seed (default 1 seed)."""
     base_seed: int = Field(default=0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
@@ -170,6 +235,12 @@ class Published(_Record):
     value: float = Field(gt=0, le=1)
     source: str = Field(min_length=1)
     note: str = ""
+    training_share: float = Field(default=1.0, gt=0, le=1)
+    """Share of the official training split the paper trained on (upstream scripts train on all of it)."""
+    images: str = ""
+    """The images the paper trained on, e.g. `aligned (MTCNN)`; empty: not recorded."""
+    initialisation: str = ""
+    """How the paper's network started, e.g. `MS-Celeb-1M pretrained`; empty: as the model record's weights say."""
 
     @property
     def measure(self) -> str:
@@ -261,6 +332,12 @@ class Config(_Record):
         for name, model in self.models.items():
             if model.display and (labels.count(model.display) > 1 or model.display in set(self.models) - {name}):
                 raise ValueError(f"models.{name}.display: '{model.display}' names another model too")
+            for dataset in model.dataset_recipes:
+                if dataset not in self.datasets:
+                    raise ValueError(
+                        f"models.{name}.dataset_recipes.{dataset}: unknown dataset "
+                        f"(known: {', '.join(sorted(self.datasets)) or 'none'})"
+                    )
         self._check_published()
         self._check_checkpoints()
         return self
@@ -317,10 +394,10 @@ class Config(_Record):
     def upstream(self, name: str) -> Upstream:
         return _lookup("upstream", name, self.upstreams)
 
-    def recipe(self, model: Model, name: str = "upstream", stage: str | None = None) -> Recipe:
-        """`upstream` is the model's own recipe (of `stage`, when given); any other name is a
-        `[recipes.NAME]` template, applied to every stage."""
-        base = model.stages[stage] if stage else model.recipe
+    def recipe(self, model: Model, name: str = "upstream", stage: str | None = None, dataset: str | None = None) -> Recipe:
+        """`upstream` is the model's own recipe (of `stage`, when given; on `dataset`, with its per-dataset
+        override); any other name is a `[recipes.NAME]` template, applied to every stage."""
+        base = model.stages[stage] if stage else (model.recipe_for(dataset) if dataset else model.recipe)
         if name == "upstream":
             return base
         return _lookup("recipe", name, {"upstream": None, **self.recipes}).for_model(name, base)

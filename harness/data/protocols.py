@@ -319,6 +319,47 @@ def _draw(table: pd.DataFrame, name: str, ctx: Context) -> tuple[list[Fold], dic
     raise FerbenchError(f"{where}: protocol '{name}' {reason}{hint}", exit_code=2)
 
 
+def is_fold_protocol(folds: list) -> bool:
+    """A protocol that draws more than one fold (k-fold, official folds, repeated iterations) is tested on
+    every fold: a request plans them all, with `--repeats` seeds each. A property of the drawn split, so a
+    protocol registered later gets it without being listed anywhere."""
+    return len(folds) > 1
+
+
+def parse_folds(text: str, count: int) -> list[int]:
+    """`--folds 0,3-5` → [0, 3, 4, 5]: fold numbers (0-based, as in the split file and run folders), each
+    within 0..count-1, ranges inclusive; duplicates collapse, the order is ascending."""
+    chosen: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        first, dash, last = part.partition("-")
+        try:
+            low, high = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise FerbenchError(f"--folds: '{part}' is not a fold number or a range like 3-5", exit_code=2) from None
+        if low > high:
+            raise FerbenchError(f"--folds: '{part}' is an empty range (write the lower number first)", exit_code=2)
+        if low < 0 or high >= count:
+            raise FerbenchError(f"--folds: fold {high if high >= count else low} does not exist; this split has folds 0-{count - 1}", exit_code=2)
+        chosen.update(range(low, high + 1))
+    return sorted(chosen)
+
+
+def whole_training_split(fold: dict, procedure: dict) -> dict:
+    """The fold as `--selection final` trains it: the validation slice carved from the training data goes back
+    into training (no hold-out); an official validation split (FER2013's PublicTest) is simply not used."""
+    if procedure.get("validation") == "official val split":
+        return dict(fold, val=[])
+    return dict(fold, train=sorted([*fold["train"], *fold["val"]]), val=[])
+
+
+def training_share(fold: dict, procedure: dict, selection: str) -> float:
+    """The share of the protocol's training data a run trains on: 1.0 under `final` or with an official
+    validation split, else 1 − the validation fraction actually carved."""
+    if selection == "final" or procedure.get("validation") == "official val split" or not fold["val"]:
+        return 1.0
+    return len(fold["train"]) / (len(fold["train"]) + len(fold["val"]))
+
+
 def make_folds(
     table: pd.DataFrame, protocol: str, val_fraction: float, folds: int = 10, dataset: str = "", model: str = ""
 ) -> list[Fold]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import FerbenchError
-from harness.report.metrics import METRICS
+from harness.report.metrics import METRICS, POOLED
 from harness.run.records import RunRecord, Unreadable, json_dump, read_run
 from harness.run.store import MARKER, RESULT_FILES, complete_runs
 
@@ -30,15 +30,19 @@ def _dataset_label(config: dict) -> str:
 
 
 def _model_label(config: dict, result: dict | None = None) -> str:
-    """Runs under a shared recipe (`--recipe unified`) are a column of their own, e.g. `dan (unified)`. A model's
-    display name from benchmark.toml, recorded in result.json, replaces its key (`clivpfer (label caption)`)."""
+    """Runs under a shared recipe (`--recipe unified`) or `--selection final` are a column of their own, e.g.
+    `dan (unified)`, `dan (final)`, `dan (unified, final)`. A model's display name from benchmark.toml, recorded
+    in result.json, replaces its key (`clivpfer (label caption)`)."""
     recipe = config["recipe"].get("name", "upstream")
     name = (result or {}).get("display") or config["model"]
-    return name if recipe == "upstream" else f"{name} ({recipe})"
+    tags = [tag for tag in (recipe if recipe != "upstream" else "", "final" if config.get("selection") == "final" else "") if tag]
+    return f"{name} ({', '.join(tags)})" if tags else name
 
 
 def _selection(config: dict, result: dict) -> str:
     """`validation val_balanced_accuracy`, or `final epoch` when a run had no validation data."""
+    if config.get("selection") == "final":
+        return "final epoch, whole training split"
     if str(result.get("selection_rule", "")).startswith("final epoch"):
         return "final epoch"
     return f"validation {config['selection']}" if config.get("selection") else "validation"
@@ -81,6 +85,9 @@ def _row(record: RunRecord, video_datasets: frozenset[str]) -> dict:
         history=result.get("history") or [],
         stages=result.get("stages") or {},
         test_label_input=bool(result.get("test_label_input", False)),
+        fold_count=int(config.get("fold_count", 1)),
+        training_share=float(result.get("training_share", math.nan)),
+        tested=int((result.get("samples") or {}).get("test", 0)),
         **{metric: result[metric] for metric in METRICS},
     )
 
@@ -160,13 +167,50 @@ def t_interval(std: float, n: int, level: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
 
 
+def pooled(runs: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy over all test predictions of one seed's folds pooled (WuJie1010's and most CK+ papers'
+    figure); a sample tested by two folds counts twice. On a single split it equals the run's accuracy.
+
+    One row per (cell, split file, seed): pooled accuracy and the number of test predictions pooled.
+    `fold` is -1 and `finished` the latest fold's, so the frame pairs and supersedes like runs do."""
+    runs = runs.assign(correct=(runs["accuracy"] * runs["tested"]).round())
+    frame = runs.groupby([*CELL, "splits", "seed"], sort=True).agg(
+        correct=("correct", "sum"), predictions=("tested", "sum"), finished=("finished", "max"),
+    ).reset_index()
+    frame[POOLED] = frame["correct"] / frame["predictions"].where(frame["predictions"] > 0)
+    return frame.assign(fold=-1)
+
+
+def _units(runs: pd.DataFrame) -> pd.DataFrame:
+    """What a cell's mean and std are taken over: each run of a single-split cell, each fold of a fold cell
+    (the mean of its seeds), so a fold cell gives the mean ± std over folds."""
+    folded = runs["fold_count"] > 1
+    per_fold = runs[folded].groupby([*CELL, "fold"], sort=True)[list(METRICS)].mean().reset_index()
+    return pd.concat([runs.loc[~folded, [*CELL, *METRICS]], per_fold[[*CELL, *METRICS]]], ignore_index=True)
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: mean, sample std (ddof=1), population std (ddof=0), 95 % t-interval half-width and counts;
-    `requested` is the largest repeat count asked for."""
+    """Per cell: mean, sample std (ddof=1), population std (ddof=0), 95 % t-interval half-width and counts,
+    over runs (single split) or folds (fold protocols: `n` folds present of `fold_count`, `runs` of
+    `runs_requested`); `requested` is the largest repeat count asked for, or the fold count; the pooled
+    accuracy is averaged over seeds, with `predictions` test predictions pooled per seed."""
     runs, superseded = current(runs)
+    counts = runs.groupby(CELL, sort=True).agg(
+        runs=("run_id", "count"), repeats=("requested", "max"), fold_count=("fold_count", "max"),
+        folds=("fold", "nunique"), training_share=("training_share", "min"),
+    )
+    stats = _units(runs).groupby(CELL, sort=True).agg(
+        **{f"{m}_mean": (m, "mean") for m in METRICS},
+        **{f"{m}_std": (m, lambda s: s.std(ddof=1)) for m in METRICS},
+        **{f"{m}_pstd": (m, lambda s: s.std(ddof=0)) for m in METRICS},
+    )
+    seeds = pooled(runs).groupby(CELL, sort=True).agg(
+        seeds=("seed", "count"), predictions=("predictions", "max"),
+        **{f"{POOLED}_mean": (POOLED, "mean"), f"{POOLED}_std": (POOLED, lambda s: s.std(ddof=1)),
+           f"{POOLED}_pstd": (POOLED, lambda s: s.std(ddof=0))},
+    )
     grouped = runs.groupby(CELL, sort=True)
     summary = grouped.agg(
-        n=("run_id", "count"),
         requested=("requested", "max"),
         pretrained=("pretrained", "all"),
         model_name=("model_name", "first"),
@@ -176,12 +220,14 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         selection=("selection", lambda s: ", ".join(sorted(set(s)))),
         test_label_input=("test_label_input", "any"),
         split_variant=("split_variant", lambda s: ", ".join(sorted(set(s)))),
-        **{f"{m}_mean": (m, "mean") for m in METRICS},
-        **{f"{m}_std": (m, lambda s: s.std(ddof=1)) for m in METRICS},
-        **{f"{m}_pstd": (m, lambda s: s.std(ddof=0)) for m in METRICS},
-    )
+    ).join(counts).join(stats).join(seeds)
+    summary["folded"] = summary["fold_count"] > 1
+    summary["n"] = summary["folds"].where(summary["folded"], summary["runs"])
+    summary["requested"] = summary["fold_count"].where(summary["folded"], summary["requested"])
+    summary["runs_requested"] = (summary["fold_count"] * summary["repeats"]).where(summary["folded"], summary["repeats"])
     for m in METRICS:
         summary[f"{m}_ci"] = [t_interval(std, n) for std, n in zip(summary[f"{m}_std"], summary["n"])]
-    summary["complete"] = summary["n"] >= summary["requested"]
+    summary[f"{POOLED}_ci"] = [t_interval(std, n) for std, n in zip(summary[f"{POOLED}_std"], summary["seeds"])]
+    summary["complete"] = (summary["n"] >= summary["requested"]) & (summary["runs"] >= summary["runs_requested"])
     summary["superseded"] = superseded.groupby(CELL).size().reindex(summary.index, fill_value=0)
     return summary.reset_index()

@@ -11,8 +11,8 @@ import pandas as pd
 import harness
 from harness.config import Published, Reference
 from harness.report import metrics as metric_names
-from harness.report.aggregate import CELL, current, protocol_key, summarise
-from harness.report.metrics import DEFAULT_METRICS
+from harness.report.aggregate import CELL, current, pooled, protocol_key, summarise
+from harness.report.metrics import DEFAULT_METRICS, POOLED
 from harness.report.provenance import missing_cells, provenance
 from harness.report.published import PaperRow, ReferenceTable, paper_rows, reference_tables
 from harness.report.significance import TESTS, best_model, compare
@@ -48,6 +48,13 @@ class Cell:
     mark: str = ""
     ci: float = math.nan
     p: float = math.nan
+    folds: int = 0
+    """Folds present, of `fold_count`, in a fold-protocol cell (0 elsewhere): fewer is marked `(3/10 folds)`."""
+    fold_count: int = 0
+    runs: int = 0
+    runs_requested: int = 0
+    predictions: int = 0
+    """Test predictions pooled per seed (pooled accuracy only)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,14 @@ class Table:
     rows: list[tuple[str, list[Cell | None]]]
 
 
+FOLD_NOTE = (
+    "Every fold is a test set: a cell gives the mean ± sample std over folds (each fold the mean of its seeds); "
+    "(k/N folds) marks a cell missing folds, never bold. Pooled accuracy: the accuracy over all test "
+    "predictions of one seed's folds together (a sample tested twice counts twice), mean ± std over seeds, "
+    "with the number of test predictions pooled."
+)
+
+
 @dataclass
 class Section:
     protocol: str
@@ -67,6 +82,8 @@ class Section:
     references: list[ReferenceTable]
     label_input: tuple[str, ...] = ()
     """Columns whose model reads the test labels as input (benchmark.toml `test_label_input`)."""
+    folded: bool = False
+    """The section holds cells of a fold protocol (more than one fold)."""
 
     @property
     def note(self) -> str:
@@ -77,7 +94,8 @@ class Section:
                     "input (CLIVP-FER's published mode 1: the true class's description is the caption, at test time "
                     "too), so these numbers do not measure recognition from the image and are never ranked best; "
                     "compare with the same model's image-only column.")
-        return " ".join(part for part in (PROTOCOL_NOTES.get(self.protocol, ""), leak) if part)
+        fold = FOLD_NOTE if self.folded else ""
+        return " ".join(part for part in (fold, PROTOCOL_NOTES.get(self.protocol, ""), leak) if part)
 
 
 @dataclass
@@ -125,12 +143,17 @@ def _table(cells: pd.DataFrame, metric: str, video: bool, comparisons: dict, opt
                 row.append(None)
                 continue
             comparison = comparisons.get((r.protocol, dataset, model))
+            is_pooled = metric == POOLED
             row.append(
                 Cell(
-                    mean=getattr(r, f"{metric}_mean"), std=getattr(r, f"{metric}_std"), n=r.n, requested=r.requested,
+                    mean=getattr(r, f"{metric}_mean"), std=getattr(r, f"{metric}_std"),
+                    n=r.seeds if is_pooled else r.n, requested=r.repeats if is_pooled else r.requested,
                     complete=bool(r.complete), best=model == best, mark=_mark(comparison, options.alpha),
                     ci=getattr(r, f"{metric}_ci") if options.ci else math.nan,
                     p=comparison.p if comparison else math.nan,
+                    folds=int(r.folds) if r.folded else 0, fold_count=int(r.fold_count) if r.folded else 0,
+                    runs=int(r.runs), runs_requested=int(r.runs_requested),
+                    predictions=int(r.predictions) if is_pooled and r.predictions == r.predictions else 0,
                 )
             )
         rows.append((dataset, row))
@@ -144,16 +167,22 @@ def build(
     references: dict[str, Reference] | None = None,
     unfinished: int = 0,
     unreadable: tuple = (),
+    models: dict | None = None,
 ) -> Report:
-    """Everything a report shows, from the (already filtered) runs."""
+    """Everything a report shows, from the (already filtered) runs; `models` (the registry's model records)
+    give the published-number notes each model's initialisation and reproducibility flags."""
     summary = summarise(runs)
     shown, _ = current(runs)
-    comparisons = {m: compare(runs, summary, m, options.test) for m in options.metrics}
+    comparisons = {
+        m: compare(pooled(runs) if m == POOLED else runs, summary, m, options.test) for m in options.metrics
+    }
     sections, grids = [], []
     for protocol in sorted(summary["protocol"].unique(), key=protocol_key):
         cells = summary[summary["protocol"] == protocol]
         tables = []
         for metric in options.metrics:
+            if metric == POOLED and not cells["folded"].any() and "accuracy" in options.metrics:
+                continue  # on single splits the pooled accuracy is the accuracy table again
             for video in (False, True):
                 part = cells[cells["video"] == video]
                 if not part.empty:
@@ -164,10 +193,11 @@ def build(
             Section(
                 protocol=protocol,
                 tables=tables,
-                papers=paper_rows(cells, published, options.metrics),
+                papers=paper_rows(cells, published, options.metrics, models),
                 references=reference_tables(cells, references or {}, options.metrics),
                 label_input=tuple(sorted(cells.loc[cells["test_label_input"].astype(bool), "model"].unique()))
                 if "test_label_input" in cells else (),
+                folded=bool(cells["folded"].any()),
             )
         )
     footer = provenance(shown, summary, TESTS[options.test], options.alpha, options.ci)

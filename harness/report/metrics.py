@@ -10,12 +10,18 @@ from harness.config import REPORT_METRICS, VIDEO_METRICS
 from harness.errors import FerbenchError
 
 METRICS = REPORT_METRICS
-DEFAULT_METRICS = ("accuracy", "balanced_accuracy")
-"""The seed's two tables."""
+POOLED = "pooled_accuracy"
+"""A cell-level metric (harness.report.aggregate.pooled): not stored per run, computed from the runs' counts."""
+CHOICES = (*METRICS, POOLED)
+DEFAULT_METRICS = ("accuracy", "balanced_accuracy", POOLED)
+"""The seed's two tables, and the pooled accuracy where a section holds fold-protocol cells."""
 
-IMAGE_LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro F1"}
-VIDEO_LABELS = {"accuracy": "WAR", "balanced_accuracy": "UAR", "macro_f1": "Macro F1"}
-VIDEO_TITLES = {"accuracy": "WAR (accuracy)", "balanced_accuracy": "UAR (balanced accuracy)", "macro_f1": "Macro F1"}
+IMAGE_LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro F1",
+                POOLED: "Pooled accuracy"}
+VIDEO_LABELS = {"accuracy": "WAR", "balanced_accuracy": "UAR", "macro_f1": "Macro F1", POOLED: "Pooled WAR"}
+VIDEO_TITLES = {"accuracy": "WAR (accuracy)", "balanced_accuracy": "UAR (balanced accuracy)", "macro_f1": "Macro F1",
+                POOLED: "Pooled WAR (accuracy over all folds' test predictions)"}
+IMAGE_TITLES = {**IMAGE_LABELS, POOLED: "Pooled accuracy (over all folds' test predictions)"}
 
 
 def label(metric: str, video: bool) -> str:
@@ -25,7 +31,7 @@ def label(metric: str, video: bool) -> str:
 
 def title(metric: str, video: bool) -> str:
     """A table's heading."""
-    return VIDEO_TITLES[metric] if video else IMAGE_LABELS[metric]
+    return VIDEO_TITLES[metric] if video else IMAGE_TITLES[metric]
 
 
 def parse_metrics(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -36,8 +42,8 @@ def parse_metrics(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     chosen = set()
     for name in names:
         stored = VIDEO_METRICS.get(name.lower(), name.lower())
-        if stored not in METRICS:
-            valid = ", ".join((*METRICS, *VIDEO_METRICS))
+        if stored not in CHOICES:
+            valid = ", ".join((*CHOICES, *VIDEO_METRICS))
             raise FerbenchError(f"--metric: unknown metric '{name}'; valid: {valid}", exit_code=2)
         chosen.add(stored)
-    return tuple(m for m in METRICS if m in chosen)
+    return tuple(m for m in CHOICES if m in chosen)

@@ -97,14 +97,22 @@ def provenance(runs: pd.DataFrame, summary: pd.DataFrame, test: str, alpha: floa
         protocols=protocols,
         selection=_counted(runs["selection"]),
         repeats=(
-            f"{_span(summary['requested'])} requested per cell, {_span(summary['n'])} complete; "
+            f"{_span(summary['repeats'])} requested per cell"
+            + (" (seeds per fold in fold protocols)" if summary["folded"].any() else "")
+            + f", {_span(summary['runs'])} complete; "
             f"seeds {_span(runs['seed'])}; {len(runs)} runs in all"
+            + (f"; {_span(summary.loc[summary['folded'], 'n'])} of "
+               f"{_span(summary.loc[summary['folded'], 'fold_count'])} folds complete" if summary["folded"].any() else "")
         ),
         pretrained=pretrained,
         random_init=random_init,
         devices=_counted(runs["device"]),
         torch=_counted(runs["torch"]),
-        incomplete=[f"{r.model} on {r.dataset} ({r.protocol}): {r.n}/{r.requested}" for r in incomplete.itertuples()],
+        incomplete=[
+            f"{r.model} on {r.dataset} ({r.protocol}): "
+            + (f"{r.n}/{r.requested} folds, {r.runs}/{r.runs_requested} runs" if r.folded else f"{r.n}/{r.requested}")
+            for r in incomplete.itertuples()
+        ],
         mixed_splits=mixed_splits(runs),
         superseded=[f"{r.model} on {r.dataset} ({r.protocol}): {r.superseded}" for r in stale.itertuples()],
         test=test,

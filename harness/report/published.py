@@ -6,11 +6,12 @@ every difference between the paper's setting and ours is spelt out in the row's 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.config import Published, Reference
+from harness.config import Model, Published, Reference
 from harness.data.protocols import split_variant
 from harness.report import metrics as metric_names
 
@@ -23,6 +24,8 @@ class Ours:
     std: float
     n: int
     requested: int
+    folded: bool = False
+    """`n` and `requested` count folds (a fold-protocol cell), not repeats."""
 
 
 @dataclass(frozen=True)
@@ -63,22 +66,55 @@ class ReferenceTable:
     """Cells left out because their runs drew another split variant than the reference's script did."""
 
 
-def protocol_note(record: Published, cell) -> str:
-    """What differs between the paper's number and ours: split, epoch selection, recipe, image set."""
-    parts = []
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
+def _initialisation(record: Published, model: Model | None) -> str:
+    if record.initialisation:
+        return record.initialisation
+    if model is None:
+        return ""
+    return "pretrained" if model.pretrained else "random init"
+
+
+def protocol_note(record: Published, cell, model: Model | None = None) -> str:
+    """Every difference between the paper's number and ours: split, training share, epoch selection, recipe,
+    images, initialisation; then what of the paper's setting cannot be reproduced (the model's flags)."""
+    parts, same = [], []
     if record.protocol != cell.protocol:
         parts.append(f"split: paper {record.protocol}, ours {cell.protocol}")
+    else:
+        same.append("split")
+    share = getattr(cell, "training_share", math.nan)
+    if not math.isnan(share):
+        if abs(share - record.training_share) > 0.005:
+            held = f" ({_percent(1 - share)} held out for epoch selection)" if share < 1 else ""
+            parts.append(f"training share: paper {_percent(record.training_share)} of the training split, ours {_percent(share)}{held}")
+        else:
+            same.append("training share")
     ours = cell.selection.replace("validation ", "validation-selected ")
     if record.selection != cell.selection:
         parts.append(f"epoch: paper {record.selection}, ours {ours}")
+    else:
+        same.append("selection")
     if cell.recipe != "upstream":
         parts.append(f"recipe: ours {cell.recipe}")
-    if cell.dataset != cell.dataset_name:
-        parts.append(f"images: ours {cell.dataset.removeprefix(cell.dataset_name).strip(' ()')}")
+    aligned = cell.dataset.removeprefix(cell.dataset_name).strip(" ()") if cell.dataset != cell.dataset_name else ""
+    if record.images:
+        parts.append(f"images: paper {record.images}, ours {aligned or 'raw (not aligned)'}")
+    elif aligned:
+        parts.append(f"images: ours {aligned}")
+    theirs = _initialisation(record, model)
+    mine = "pretrained" if cell.pretrained else "random init"
+    if theirs and (theirs == "random init") != (mine == "random init"):
+        parts.append(f"initialisation: paper {theirs}, ours {mine}")
     if not parts:
-        parts.append("same split and selection")
+        parts.append(f"same {', '.join(same[:-1])} and {same[-1]}" if len(same) > 1 else "same split and selection")
     if record.note:
         parts.append(record.note)
+    for flag in model.not_reproducible if model else ():
+        parts.append(f"not reproducible: {flag.what} ({flag.why})")
     return "; ".join(parts)
 
 
@@ -88,7 +124,9 @@ def _variant_matches(protocol: str, cell) -> bool:
     return expected is None or cell.split_variant == expected
 
 
-def paper_rows(cells: pd.DataFrame, published: tuple[Published, ...], metrics: tuple[str, ...]) -> list[PaperRow]:
+def paper_rows(
+    cells: pd.DataFrame, published: tuple[Published, ...], metrics: tuple[str, ...], models: dict[str, Model] | None = None
+) -> list[PaperRow]:
     """Rows for the cells of one protocol that have a published number in one of `metrics`."""
     rows = []
     for cell in cells.sort_values(["dataset", "model"]).itertuples():
@@ -96,11 +134,11 @@ def paper_rows(cells: pd.DataFrame, published: tuple[Published, ...], metrics: t
             if (record.model, record.dataset) != (cell.model_name, cell.dataset_name) or record.measure not in metrics:
                 continue
             m = record.measure
-            ours = Ours(getattr(cell, f"{m}_mean"), getattr(cell, f"{m}_std"), cell.n, cell.requested)
+            ours = Ours(getattr(cell, f"{m}_mean"), getattr(cell, f"{m}_std"), cell.n, cell.requested, bool(cell.folded))
             rows.append(
                 PaperRow(
                     model=cell.model, dataset=cell.dataset, metric=metric_names.label(m, cell.video),
-                    paper=record.value, ours=ours, note=protocol_note(record, cell), source=record.source,
+                    paper=record.value, ours=ours, note=protocol_note(record, cell, (models or {}).get(cell.model_name)), source=record.source,
                 )
             )
     return rows

@@ -25,21 +25,43 @@ MARK_TITLES = {
 }
 
 
-def format_cell(mean: float, std: float, n: int, requested: int, ci: float = math.nan) -> str:
-    """`0.960 ± 0.013`; `(7/10)` when repeats are missing; no ± when one run cannot give a std;
-    ` [0.928, 0.992]` when a confidence half-width is given (clipped to [0, 1])."""
+def counts(n: int, requested: int, folds: int = 0, fold_count: int = 0, runs: int = 0, runs_requested: int = 0,
+           predictions: int = 0) -> str:
+    """What a cell's number rests on, when it is not simply complete: `(3/10 folds)` for a fold-protocol cell
+    missing folds, `(7/10)` for missing repeats (or `(19/20 runs)` for a fold cell missing seeds), `(n=1)`
+    for a single run; `981 predictions` for a pooled accuracy."""
+    parts = []
+    if fold_count and folds < fold_count:
+        parts.append(f"{folds}/{fold_count} folds")
+    elif fold_count and runs < runs_requested:
+        parts.append(f"{runs}/{runs_requested} runs")
+    elif n < requested:
+        parts.append(f"{n}/{requested}")
+    elif n < 2:
+        parts.append("1 seed" if predictions else "n=1")
+    if predictions:
+        parts.append(f"{predictions} predictions")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def format_cell(mean: float, std: float, n: int, requested: int, ci: float = math.nan, **more) -> str:
+    """`0.960 ± 0.013`; `(7/10)` when repeats are missing, `(3/10 folds)` when folds are; no ± when one run
+    cannot give a std; ` [0.928, 0.992]` when a confidence half-width is given (clipped to [0, 1])."""
+    if math.isnan(mean):
+        return "–"
     text = f"{mean:.3f}" if n < 2 or math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
     if not math.isnan(ci):
         text += f" [{max(mean - ci, 0.0):.3f}, {min(mean + ci, 1.0):.3f}]"
-    if n < requested:
-        text += f" ({n}/{requested})"
-    elif n < 2:
-        text += " (n=1)"
-    return text
+    return text + counts(n, requested, **more)
+
+
+def _more(cell: Cell) -> dict:
+    return dict(folds=cell.folds, fold_count=cell.fold_count, runs=cell.runs, runs_requested=cell.runs_requested,
+                predictions=cell.predictions)
 
 
 def cell_text(cell: Cell) -> str:
-    return format_cell(cell.mean, cell.std, cell.n, cell.requested, cell.ci)
+    return format_cell(cell.mean, cell.std, cell.n, cell.requested, cell.ci, **_more(cell))
 
 
 def value(number: float) -> str:
@@ -98,10 +120,7 @@ def tex_cell(cell: Cell | None) -> str:
     text = tex_number(cell.mean, cell.std, cell.n, cell.best)
     if not math.isnan(cell.ci):
         text += f" {{\\scriptsize [{max(cell.mean - cell.ci, 0):.3f}, {min(cell.mean + cell.ci, 1):.3f}]}}"
-    if cell.n < cell.requested:
-        text += f" ({cell.n}/{cell.requested})"
-    elif cell.n < 2:
-        text += " ($n{=}1$)"
+    text += counts(cell.n, cell.requested, **_more(cell)).replace("n=1", "$n{=}1$")
     if cell.mark:
         text += "\\textsuperscript{\\dag}" if cell.mark == "ns" else "\\textsuperscript{\\ddag}"
     return text
@@ -109,7 +128,8 @@ def tex_cell(cell: Cell | None) -> str:
 
 def tex_ours(ours) -> str:
     text = tex_number(ours.mean, ours.std, ours.n)
-    return text + (f" ({ours.n}/{ours.requested})" if ours.n < ours.requested else "")
+    unit = " folds" if getattr(ours, "folded", False) else ""
+    return text + (f" ({ours.n}/{ours.requested}{unit})" if ours.n < ours.requested else "")
 
 
 def tex_signed(number: float) -> str:
@@ -134,7 +154,7 @@ def tex_label(*parts: str) -> str:
 def html_cell(cell: Cell | None) -> Markup:
     if cell is None:
         return Markup('<td class="missing">–</td>')
-    text = escape(format_cell(cell.mean, cell.std, cell.n, cell.requested))
+    text = escape(format_cell(cell.mean, cell.std, cell.n, cell.requested, **_more(cell)))
     inner = Markup(f"<strong>{text}</strong>") if cell.best else text
     if not math.isnan(cell.ci):  # the interval on a line of its own keeps wide tables readable
         low, high = max(cell.mean - cell.ci, 0.0), min(cell.mean + cell.ci, 1.0)
@@ -147,7 +167,8 @@ def html_cell(cell: Cell | None) -> Markup:
 
 
 def ours_text(ours) -> str:
-    return format_cell(ours.mean, ours.std, ours.n, ours.requested)
+    folds = dict(folds=ours.n, fold_count=ours.requested) if getattr(ours, "folded", False) else {}
+    return format_cell(ours.mean, ours.std, ours.n, ours.requested, **folds)
 
 
 LATEX_SYNTAX = dict(block_start_string="<%", block_end_string="%>", variable_start_string="<<",
@@ -226,7 +247,9 @@ def render_csv(report: Report) -> str:
                         marks[(section.protocol, dataset, model, table.metric)] = (best[dataset], cell.p)
     for r in report.summary.itertuples():
         row = dict(protocol=r.protocol, dataset=r.dataset, model=r.model, n=r.n, requested=r.requested,
-                   complete=r.complete, pretrained=r.pretrained, video=r.video, selection=r.selection)
+                   complete=r.complete, pretrained=r.pretrained, video=r.video, selection=r.selection,
+                   folds=r.folds if r.folded else "", fold_count=r.fold_count if r.folded else "", runs=r.runs,
+                   test_predictions=r.predictions)
         for m in report.options.metrics:
             best, p = marks.get((r.protocol, r.dataset, r.model, m), ("", math.nan))
             row.update({f"{m}_mean": getattr(r, f"{m}_mean"), f"{m}_std": getattr(r, f"{m}_std"),

@@ -91,7 +91,7 @@ def compare(runs: pd.DataFrame, summary: pd.DataFrame, metric: str, test: str = 
 def best_model(row: pd.DataFrame, metric: str) -> str | None:
     """The model with the highest mean among the row's complete cells (the first, on a tie); a model that reads
     the test labels (CLIVP-FER's label caption) is never the best."""
-    complete = row[row["complete"]]
+    complete = row[row["complete"] & row[f"{metric}_mean"].notna()]
     if "test_label_input" in complete:
         complete = complete[~complete["test_label_input"].astype(bool)]
     if complete.empty:

@@ -63,7 +63,8 @@ def slot_environments(workers: int, gpus: list[str]) -> list[dict]:
 
 
 def _label(job: Job) -> str:
-    return f"{job.spec.model}/{job.spec.dataset} r{job.spec.repeat}"
+    fold = f" f{job.spec.fold}" if getattr(job, "fold_count", 1) > 1 else ""
+    return f"{job.spec.model}/{job.spec.dataset}{fold} r{job.spec.repeat}"
 
 
 def execute(jobs: list[Job], console: Console, overwrite: bool = False, workers: int = 1, use_gpus: bool = True) -> Summary:

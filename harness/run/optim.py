@@ -45,8 +45,8 @@ def lr_factor(recipe: Recipe, progress: float) -> float:
         begin = warmup if recipe.cosine_after_warmup else 0.0
         span = max(recipe.epochs - begin, 1e-9)
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(done - begin, span) / span))
-    if recipe.schedule == "step":
-        return recipe.gamma ** math.floor(done / recipe.step_size)
+    if recipe.schedule == "step":  # after `decay_start` epochs, as WuJie1010's mainpro_FER.py (0 = StepLR)
+        return recipe.gamma ** math.floor(max(0, math.floor(done) - recipe.decay_start) / recipe.step_size)
     if recipe.schedule == "exponential":
         return recipe.gamma ** max(0, math.floor(done) - recipe.decay_start)
     if recipe.schedule == "multistep":

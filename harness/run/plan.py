@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.config import Config
-from harness.data.protocols import saved_folds
+from harness.config import MAX_EPOCHS, MAX_REPEATS, Config
+from harness.data.protocols import is_fold_protocol, parse_folds, saved_folds
 from harness.align.pipeline import default_out
 from harness.errors import FerbenchError
 from harness.paths import Paths
@@ -34,6 +34,8 @@ class Job:
     allow_modified_upstream: bool = False
     save_model: bool = False
     """Keep the selected weights as model.safetensors (not part of the run id: it changes no number)."""
+    fold_count: int = 1
+    """Folds of the split file: a report cell of a fold protocol is complete only with every fold."""
 
     def to_dict(self) -> dict:
         return dict(
@@ -51,6 +53,7 @@ class Job:
             weights_dir=str(self.weights_dir),
             allow_modified_upstream=self.allow_modified_upstream,
             save_model=self.save_model,
+            fold_count=self.fold_count,
         )
 
     @classmethod
@@ -60,7 +63,8 @@ class Job:
                            "config_path", "weights_dir")}
         return cls(spec=RunSpec.from_dict(data["spec"]), manifest=data["manifest"], device=data["device"],
                    repeats=data["repeats"], allow_modified_upstream=data.get("allow_modified_upstream", False),
-                   save_model=data.get("save_model", False), **paths)
+                   save_model=data.get("save_model", False),
+                   fold_count=data.get("fold_count", 1), **paths)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,26 @@ class Request:
     """Run on a vendor tree that is not its pinned commit as fetched (recorded, labelled, own run ids)."""
     save_model: bool | None = None
     """Keep each run's selected weights (default `defaults.save_model`)."""
+    folds: str | None = None
+    """`--folds 0,3-5`: only these folds of a fold protocol (default: every fold)."""
+    selection: str = "val"
+    """`val`: keep the epoch best on a validation slice of the training data; `final`: train on the whole
+    training split for the recipe's epochs and keep the last."""
+
+
+SELECTIONS = ("val", "final")
+
+
+def check(request: Request) -> None:
+    """One-line errors for out-of-range options, before anything is planned."""
+    if request.epochs is not None and not 1 <= request.epochs <= MAX_EPOCHS:
+        raise FerbenchError(f"--epochs: {request.epochs} is outside 1..{MAX_EPOCHS}", exit_code=2)
+    if request.repeats is not None and not 1 <= request.repeats <= MAX_REPEATS:
+        raise FerbenchError(
+            f"--repeats: {request.repeats} is outside 1..{MAX_REPEATS} (seeds per fold; every fold runs anyway)", exit_code=2
+        )
+    if request.selection not in SELECTIONS:
+        raise FerbenchError(f"--selection: expected {' or '.join(SELECTIONS)}, got '{request.selection}'", exit_code=2)
 
 
 def grid(cfg: Config, paths: Paths, request: Request, models: list[str], datasets: list[str], every: bool = False):
@@ -93,6 +117,7 @@ def grid(cfg: Config, paths: Paths, request: Request, models: list[str], dataset
         datasets = datasets or sorted(n for n in cfg.datasets if (paths.data_root / n).is_dir())
     if not models or not datasets:
         raise FerbenchError("name at least one --model and one --dataset, or pass --all", exit_code=2)
+    check(request)
     jobs, skipped = [], []
     for m in dict.fromkeys(models):
         for d in dict.fromkeys(datasets):
@@ -104,12 +129,14 @@ def grid(cfg: Config, paths: Paths, request: Request, models: list[str], dataset
 
 
 def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
+    """Every fold of a fold protocol (or those of `--folds`) × `--repeats` seeds (default 1); a single split ×
+    `--repeats` seeds (default `defaults.repeats`). Seed r is `base_seed + r` on every fold."""
+    check(request)
     model, dataset = cfg.model(request.model), cfg.dataset(request.dataset)
     if model.video != dataset.video:
         takes, holds = ("video clips", "still images") if model.video else ("still images", "video clips")
         raise FerbenchError(f"model '{model.name}' takes {takes} but dataset '{dataset.name}' holds {holds}", exit_code=2)
     protocol = request.protocol or dataset.protocol
-    repeats = request.repeats or cfg.defaults.repeats
     root = (request.dataset_dir or paths.data_root / dataset.name).resolve()
     aligned = default_out(paths.data_root, dataset.name, request.aligned).resolve() if request.aligned else None
     source = resolve(dataset, root, aligned)
@@ -117,6 +144,11 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
         source.table, paths.results, dataset.name, protocol, source.manifest, cfg.defaults.val_fraction,
         folds=dataset.folds, model=model.name,
     )
+    folded = is_fold_protocol(folds)
+    repeats = request.repeats or (1 if folded else cfg.defaults.repeats)
+    if request.folds is not None and not folded:
+        raise FerbenchError(f"--folds: protocol '{protocol}' draws a single split; leave --folds out", exit_code=2)
+    chosen = parse_folds(request.folds, len(folds)) if request.folds is not None else list(range(len(folds)))
 
     upstream = cfg.upstream(model.upstream) if model.upstream else None
     upstream_dir = (paths.vendor / upstream.name).resolve() if upstream else None
@@ -130,17 +162,19 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
     overrides = {k: v for k, v in (("epochs", request.epochs), ("batch_size", request.batch_size)) if v is not None}
     if request.amp:
         overrides["amp"] = True
-    recipe = cfg.recipe(model, request.recipe).model_copy(update=overrides).model_dump()
+    if request.selection == "final":
+        overrides["patience"] = None  # no validation data: the recipe's whole epoch budget runs
+    recipe = cfg.recipe(model, request.recipe, dataset=dataset.name).model_copy(update=overrides).model_dump()
     stages = {name: cfg.recipe(model, request.recipe, name).model_copy(update=overrides).model_dump() for name in model.stages}
     jobs = []
-    for repeat in range(repeats):
+    for fold, repeat in ((fold, repeat) for fold in chosen for repeat in range(repeats)):
         spec = RunSpec(
             model=model.name,
             dataset=dataset.name,
             protocol=protocol,
             splits=splits_file.stem,
             aligned=f"{aligned.name}-{source.aligned[:16]}" if source.aligned else None,
-            fold=repeat % len(folds),
+            fold=fold,
             repeat=repeat,
             seed=cfg.defaults.base_seed + repeat,
             classes=dataset.classes,
@@ -148,7 +182,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             recipe=recipe,
             pretrained=pretrained,
             val_fraction=cfg.defaults.val_fraction,
-            selection=cfg.defaults.selection,
+            selection=cfg.defaults.selection if request.selection == "val" else "final",
             upstream=upstream.name if upstream else None,
             upstream_commit=upstream.commit if upstream else None,
             stages=stages,
@@ -170,6 +204,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 weights_dir=paths.weights,
                 allow_modified_upstream=request.allow_modified_upstream,
                 save_model=cfg.defaults.save_model if request.save_model is None else request.save_model,
+                fold_count=len(folds),
             )
         )
     return jobs

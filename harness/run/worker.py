@@ -105,6 +105,7 @@ def run(job: dict) -> None:
     from adapters.contract import BuildContext, model_module_file, reads_test_labels
     from harness import config as config_mod
     from harness.run.sources import resolve
+    from harness.data.protocols import training_share, whole_training_split
     from harness.run.stages import stage_summary, train_stages
     from harness.run.provenance import environment
     from harness.files import read_json, write_json_atomic, write_text_atomic
@@ -129,7 +130,10 @@ def run(job: dict) -> None:
     if manifest != job["manifest"] or (source.aligned or "")[:16] != (spec.aligned or "")[-16:]:
         raise FerbenchError(f"{root}: the dataset changed since the run was planned (manifest {manifest[:12]}); run again")
     saved_splits = read_json(Path(job["splits_file"]))
-    fold = saved_splits["folds"][spec.fold]
+    fold, procedure = saved_splits["folds"][spec.fold], saved_splits.get("procedure", {})
+    share = training_share(fold, procedure, spec.selection)
+    if spec.selection == "final":
+        fold = whole_training_split(fold, procedure)
 
     data, cache_path = load_splits(Path(job["results_dir"]), dataset_cfg, root, table, manifest, fold, spec.classes,
                                    spec.input_size)
@@ -162,7 +166,9 @@ def run(job: dict) -> None:
     test_rows = table.iloc[fold["test"]]
     selection_rule = (
         f"best {spec.selection} (validation, {len(data['val'])} samples); ties keep the earlier epoch"
-        if len(data["val"]) else "final epoch (no validation data)"
+        if len(data["val"]) else
+        f"final epoch of {recipe.epochs} (--selection final: the whole training split, no hold-out)"
+        if spec.selection == "final" else "final epoch (no validation data)"
     )
     result = dict(
         run_id=spec.run_id,
@@ -177,6 +183,7 @@ def run(job: dict) -> None:
         pretrained=spec.pretrained,
         stages=stages,
         samples=dict(train=len(data["train"]), val=len(data["val"]), test=len(data["test"])),
+        training_share=share,
         wall_time_s=round(time.perf_counter() - started, 3),
     )
     env = dict(
@@ -196,7 +203,8 @@ def run(job: dict) -> None:
         split_variant=saved_splits.get("procedure", {}).get("variant"),
         image_cache=str(cache_path),
     )
-    write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"]))
+    write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"],
+                                                     fold_count=job.get("fold_count", 1)))
     write_text_atomic(
         run_dir / "predictions.csv",
         _predictions_csv(test_rows["path"].tolist(), data["test"].labels.tolist(), outcome.selected.probabilities, spec.classes),
