@@ -103,3 +103,37 @@ def test_a_display_name_names_one_model():
     err = _error(TINY_TOML + other)
     assert "models.other.display: 'baseline' names another model too" in str(err)
 
+
+def test_dataset_recipes_override_a_models_recipe_on_one_dataset_and_are_validated():
+    from harness.run.optim import lr_factor
+    from tests.conftest import TINY_TOML
+
+    cfg = config.load()
+    for name in ("vgg19", "resnet18"):
+        model = cfg.model(name)
+        fer, ck = cfg.recipe(model, dataset="fer2013"), cfg.recipe(model, dataset="ckplus")
+        assert (fer.epochs, fer.lr, fer.batch_size, fer.grad_clamp, fer.momentum, fer.weight_decay) == (250, 0.01, 128, 0.1, 0.9, 5e-4)
+        assert ck == model.recipe and ck.epochs == 60
+        for epoch in range(250):  # mainpro_FER.py: lr * 0.9 ** ((epoch - 80) // 5) once epoch > 80 (0-based)
+            expected = 0.9 ** ((epoch - 80) // 5) if epoch > 80 else 1.0
+            assert lr_factor(fer, epoch) == pytest.approx(expected)
+    extra = TINY_TOML.replace("[datasets.synthetic]", "[models.baseline.dataset_recipes.{0}]\n{1}\n\n[datasets.synthetic]")
+    assert config.parse(extra.format("synthetic", "epochs = 5")).model("baseline").recipe_for("synthetic").epochs == 5
+    for dataset, body, words in (
+        ("rafdb", "epochs = 5", "models.baseline.dataset_recipes.rafdb: unknown dataset"),
+        ("synthetic", "epochs = 0", "dataset_recipes.synthetic.epochs"),
+        ("synthetic", "epochs = 100000", "dataset_recipes.synthetic.epochs"),
+        ("synthetic", "nesterov = true", "nesterov: unknown key"),
+    ):
+        with pytest.raises(FerbenchError, match=words):
+            config.parse(extra.format(dataset, body))
+
+
+def test_models_can_state_what_of_their_paper_setting_cannot_be_reproduced():
+    cfg = config.load()
+    assert [flag.what for flag in cfg.model("mfer").not_reproducible] == [
+        "MS-Celeb-1M pretraining of the ConvNeXt-B backbone", "the DSF feature loss"]
+    assert "RAF_model.pth" in cfg.model("gsdnet").not_reproducible[0].why
+    with pytest.raises(FerbenchError, match="not_reproducible.0.why"):
+        config.parse('[models.m]\nadapter = "baseline"\ninput_size = 32\n[models.m.recipe]\noptimizer = "adam"\n'
+                     'lr = 1e-3\nepochs = 1\nbatch_size = 8\n[[models.m.not_reproducible]]\nwhat = "x"\n')
