@@ -42,7 +42,7 @@ def _model_label(config: dict, result: dict | None = None) -> str:
 def _selection(config: dict, result: dict) -> str:
     """`validation val_balanced_accuracy`, or `final epoch` when a run had no validation data."""
     if config.get("selection") == "final":
-        return "final epoch, whole training split"
+        return "final epoch"  # of the whole training split: the published-number note states the training share
     if str(result.get("selection_rule", "")).startswith("final epoch"):
         return "final epoch"
     return f"validation {config['selection']}" if config.get("selection") else "validation"

@@ -115,6 +115,7 @@ def provenance(runs: pd.DataFrame, summary: pd.DataFrame, test: str, alpha: floa
         ],
         mixed_splits=mixed_splits(runs),
         superseded=[f"{r.model} on {r.dataset} ({r.protocol}): {r.superseded}" for r in stale.itertuples()],
+        final=bool(runs["model"].str.endswith("final)").any()),
         test=test,
         alpha=alpha,
         ci=ci,

@@ -80,13 +80,13 @@ def test_published_note_names_training_share_selection_images_initialisation_and
     assert "not reproducible: MS-Celeb-1M pretraining of the ConvNeXt-B backbone (never released" in note
     assert "not reproducible: the DSF feature loss" in note
     final = protocol_note(
-        record.model_copy(update=dict(images="", selection="final epoch, whole training split")),
-        _cell(selection="final epoch, whole training split", training_share=1.0, pretrained=False),
+        record.model_copy(update=dict(images="", selection="final epoch")),
+        _cell(selection="final epoch", training_share=1.0, pretrained=False),
         cfg.model("dan"),
     )
     assert final == "initialisation: paper pretrained, ours random init"
-    same = protocol_note(record.model_copy(update=dict(images="", selection="final epoch, whole training split")),
-                         _cell(selection="final epoch, whole training split", training_share=1.0), cfg.model("dan"))
+    same = protocol_note(record.model_copy(update=dict(images="", selection="final epoch")),
+                         _cell(selection="final epoch", training_share=1.0), cfg.model("dan"))
     assert same == "same split, training share and selection"
     gsd = protocol_note(record, _cell(training_share=1.0), cfg.model("gsdnet"))
     assert "training share" not in gsd and "RAF_model.pth" in gsd and "initialisation" not in gsd
