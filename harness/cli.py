@@ -325,7 +325,7 @@ def report(
     models: Optional[List[str]] = typer.Option(None, "--models", help="Only these models (base name or label; repeat or comma-separate)."),
     datasets: Optional[List[str]] = typer.Option(None, "--datasets", help="Only these datasets (base name or label)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="Only this protocol, e.g. crossval-compat."),
-    metric: Optional[List[str]] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, macro_f1, uar or war (default: accuracy and balanced_accuracy)."),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, macro_f1, pooled_accuracy (over all test predictions of a seed's folds), uar or war (default: accuracy, balanced_accuracy, and pooled_accuracy where a section holds fold-protocol cells)."),
     ci: bool = typer.Option(False, "--ci", help="Add 95% t confidence intervals of the means."),
     test: str = typer.Option("ttest", "--test", help="Paired test against each row's best: ttest or wilcoxon."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Significance level."),
