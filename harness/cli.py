@@ -234,15 +234,20 @@ def _run_on_slurm(planned, settings, overwrite: bool, wait: Optional[bool]) -> N
     _print_run_summary(summary, len(planned))
 
 
+def _which(job) -> str:
+    fold = f" fold {job.spec.fold}" if job.fold_count > 1 else ""
+    return f"{job.spec.model}/{job.spec.dataset}{fold} repeat {job.spec.repeat}"
+
+
 def _print_run_summary(summary, total: int) -> None:
     err.print(
         f"{len(summary.done)} run(s) completed, {len(summary.skipped)} already complete, "
         f"{len(summary.failed)} failed, of {total}."
     )
     for job, message in summary.elsewhere:
-        err.print(f"[yellow]left to another process[/yellow] {job.spec.model}/{job.spec.dataset} repeat {job.spec.repeat}: {message}")
+        err.print(f"[yellow]left to another process[/yellow] {_which(job)}: {message}")
     for job, message in summary.failed:
-        err.print(f"[red]failed[/red] {job.spec.model}/{job.spec.dataset} repeat {job.spec.repeat}: {message}")
+        err.print(f"[red]failed[/red] {_which(job)}: {message}")
         err.print(f"       log: {job.run_dir / 'worker.log'}")
     if summary.failed:
         raise typer.Exit(1)

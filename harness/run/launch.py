@@ -63,7 +63,7 @@ def slot_environments(workers: int, gpus: list[str]) -> list[dict]:
 
 
 def _label(job: Job) -> str:
-    fold = f" f{job.spec.fold}" if getattr(job, "fold_count", 1) > 1 else ""
+    fold = f" f{job.spec.fold}" if job.fold_count > 1 else ""
     return f"{job.spec.model}/{job.spec.dataset}{fold} r{job.spec.repeat}"
 
 
