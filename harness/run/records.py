@@ -60,6 +60,8 @@ class ConfigFile(_File):
     upstream: str | None = None
     upstream_commit: str | None = None
     video: bool | None = None
+    fold_count: int = Field(default=1, ge=1)
+    """Folds of the run's split file (fold protocols: the report's cell is complete only with all of them)."""
 
 
 class ResultFile(_File):
@@ -76,6 +78,9 @@ class ResultFile(_File):
     history: list[dict] = []
     stages: dict = {}
     selection_rule: str = ""
+    training_share: Fraction | None = None
+    """Share of the protocol's training data trained on (1.0 under `--selection final`)."""
+    samples: dict[str, Annotated[int, Field(ge=0)]] = {}
 
 
 class EnvFile(_File):
