@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness.evaluate.record import records
 from harness.report.aggregate import PAIR
+from harness.report.metrics import METRICS
 from harness.report.render import MARK_TITLES, MARKS, format_cell
 from harness.report.significance import paired_p
 
@@ -254,7 +255,8 @@ def with_sections(text: str, fmt: str, results: Path, runs: pd.DataFrame | None,
     and HTML get the tables (HTML with inline heatmaps), `--plots` the heatmap PNGs; csv and latex are unchanged."""
     wanted = dict(models=tuple(n for v in models for n in v.split(",")), datasets=tuple(n for v in datasets for n in v.split(",")))
     found = load(results)
-    cross = cross_tables(found, options.metrics, runs, **wanted, test=options.test, alpha=options.alpha)
+    per_run = tuple(m for m in options.metrics if m in METRICS)  # pooled_accuracy exists only per report cell
+    cross = cross_tables(found, per_run, runs, **wanted, test=options.test, alpha=options.alpha)
     extra = cross_markdown(cross) + released_markdown(released_rows(found, runs, published, **wanted))
     if plots and cross:
         write_heatmaps(cross, plots)
