@@ -269,6 +269,7 @@ def test_workers_are_spread_over_gpus_and_capped_when_they_share_one(monkeypatch
 
 def test_status_reads_each_state_from_the_run_folder(tmp_path):
     from harness.files import write_json_atomic
+    from tests.report.conftest import fake_run
     from harness.run.status import counts, run_state
 
     def folder(name):
@@ -277,13 +278,13 @@ def test_status_reads_each_state_from_the_run_folder(tmp_path):
         (path / "job.json").write_text("{}")
         return path
 
-    (folder("done") / MARKER).write_text("{}")
+    done = fake_run(tmp_path, "synthetic", "baseline", 0, 1, 0.5, 0.4)  # complete runs must pass their schemas
     write_json_atomic(folder("failed") / "FAILED", {"message": "boom"})
     write_json_atomic(folder("queued") / "QUEUED", {"job_id": "42_0"})
     running = claims.try_claim(folder("running"))
     (folder("interrupted") / "checkpoints").mkdir()
     (tmp_path / "synthetic/baseline/official/interrupted/checkpoints/train.pt").write_bytes(b"")
-    states = {s.folder.name: s for s in scan(tmp_path)}
+    states = {"done" if s.folder == done else s.folder.name: s for s in scan(tmp_path)}
     assert {k: s.state for k, s in states.items()} == {
         "done": "done", "failed": "failed", "queued": "queued", "running": "running", "interrupted": "interrupted"}
     assert states["failed"].detail == "boom" and states["queued"].detail == "job 42_0"
