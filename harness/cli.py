@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import config as config_mod
+from harness.cli_help import HelpGroup
 from harness.errors import FerbenchError
 from harness.paths import Paths
 
 app = typer.Typer(
+    cls=HelpGroup,
     add_completion=False,
     no_args_is_help=True,
     help="Fair, repeated, apples-to-apples benchmarks of published facial expression recognition models.",
@@ -98,14 +100,14 @@ def fetch_(
 
 @app.command()
 def run(
-    model: List[str] = typer.Option([], "--model", "-m", help="Model name from benchmark.toml (repeatable)."),
-    dataset: List[str] = typer.Option([], "--dataset", "-d", help="Dataset name from benchmark.toml (repeatable)."),
-    every: bool = typer.Option(False, "--all", help="Every model × every dataset present under the data root (or those named)."),
+    model: List[str] = typer.Option([], "--model", "-m", help="Model name from benchmark.toml; repeat for several: the grid models × datasets is planned, complete runs skipped."),
+    dataset: List[str] = typer.Option([], "--dataset", "-d", help="Dataset name from benchmark.toml; repeat for several."),
+    every: bool = typer.Option(False, "--all", help="Every model × every dataset present under the data root (or only those named); video/image mismatches are skipped with a note."),
     repeats: Optional[int] = typer.Option(
         None, metavar="R",
         help="Seeds per fold: a fold protocol runs every fold R times (default 1); a single split runs R seeded repeats (default from benchmark.toml). At most 100.",
     ),
-    protocol: Optional[str] = typer.Option(None, help="Split protocol (default: the dataset's)."),
+    protocol: Optional[str] = typer.Option(None, help="Split protocol, e.g. official, subject-kfold, official-folds, photo-kfold (default: the dataset's)."),
     folds: Optional[str] = typer.Option(
         None, "--folds", metavar="LIST",
         help="Only these folds of a fold protocol, 0-based as in the split file, e.g. 0,3-5 (default: every fold; the report marks a cell missing folds).",
@@ -116,27 +118,27 @@ def run(
     ),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs, 1 to 10000 (part of the run id)."),
     batch_size: Optional[int] = typer.Option(None, min=2, help="Override the recipe's batch size (part of the run id)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or auto (default from benchmark.toml)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or auto, which takes CUDA when torch sees it (default: defaults.device in benchmark.toml)."),
     recipe: str = typer.Option(
-        "upstream", help="upstream (each model's own optimizer, schedule, epochs) or a [recipes.NAME] template, e.g. unified."
+        "upstream", help="upstream (each model's own optimizer, schedule, epochs) or a [recipes.NAME] template, e.g. unified; part of the run id, and its own report column."
     ),
-    no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Random initialisation."),
+    no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Random initialisation, recorded as pretrained: false and labelled in the report."),
     allow_modified_upstream: bool = typer.Option(
         False, "--allow-modified-upstream",
         help="Run even though a vendor tree has changed or untracked files or another commit; env.json records it, "
         "the report labels the model (modified upstream), and such runs get their own run ids.",
     ),
-    dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
-    overwrite: bool = typer.Option(False, help="Recompute runs that are already complete."),
-    amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast + channels-last: faster on GPUs, changes numerics (part of the run id)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once (local launcher); spread over the visible GPUs."),
+    dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder instead of <data-root>/NAME."),
+    overwrite: bool = typer.Option(False, help="Recompute runs that are already complete (local launcher)."),
+    amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast + channels-last: faster on recent GPUs, but numbers change; part of the run id."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once (local launcher), each its own worker: spread over the visible GPUs, or sharing one with 1/K of its memory each."),
     launcher: str = typer.Option("local", help="local (subprocesses here) or slurm (a submitit job array; local executor without Slurm)."),
-    partition: Optional[str] = typer.Option(None, help="Slurm partition (default [launcher.slurm])."),
-    time_limit: Optional[int] = typer.Option(None, min=1, metavar="MINUTES", help="Slurm time limit per run."),
-    max_concurrent: Optional[int] = typer.Option(None, min=1, help="Slurm array tasks running at once."),
+    partition: Optional[str] = typer.Option(None, help="Slurm partition (default: partition in [launcher.slurm])."),
+    time_limit: Optional[int] = typer.Option(None, min=1, metavar="MINUTES", help="Slurm time limit per run (default: time_limit_min in [launcher.slurm])."),
+    max_concurrent: Optional[int] = typer.Option(None, min=1, help="Slurm array tasks running at once (default: max_concurrent in [launcher.slurm])."),
     wait: Optional[bool] = typer.Option(None, "--wait/--no-wait", help="Slurm: wait for the array (default: only for the local executor)."),
     aligned: Optional[int] = typer.Option(
-        None, metavar="SIZE", help="Train on the copy `ferbench align --size SIZE` made, not the raw images."
+        None, metavar="SIZE", help="Train on the aligned copy `ferbench align --size SIZE` made, not the raw images; its hash joins the run id."
     ),
     save_model: Optional[bool] = typer.Option(
         None, "--save-model/--no-save-model",
@@ -326,15 +328,15 @@ def status() -> None:
 
 @app.command()
 def report(
-    fmt: str = typer.Option("md", "--format", help="md, html, csv or latex."),
-    models: Optional[List[str]] = typer.Option(None, "--models", help="Only these models (base name or label; repeat or comma-separate)."),
-    datasets: Optional[List[str]] = typer.Option(None, "--datasets", help="Only these datasets (base name or label)."),
+    fmt: str = typer.Option("md", "--format", help="md, html (one self-contained page with figures), csv (one row per cell) or latex (booktabs tables)."),
+    models: Optional[List[str]] = typer.Option(None, "--models", help="Only these models; repeat or comma-separate. A base name (dan) also matches its variants (dan (unified))."),
+    datasets: Optional[List[str]] = typer.Option(None, "--datasets", help="Only these datasets; repeat or comma-separate. ckplus also matches ckplus (aligned_112)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="Only this protocol, e.g. crossval-compat."),
     metric: Optional[List[str]] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, macro_f1, pooled_accuracy (over all test predictions of a seed's folds), uar or war (default: accuracy, balanced_accuracy, and pooled_accuracy where a section holds fold-protocol cells)."),
-    ci: bool = typer.Option(False, "--ci", help="Add 95% t confidence intervals of the means."),
-    test: str = typer.Option("ttest", "--test", help="Paired test against each row's best: ttest or wilcoxon."),
+    ci: bool = typer.Option(False, "--ci", help="Add the 95% t confidence interval of each mean, [low, high], clipped to [0, 1]."),
+    test: str = typer.Option("ttest", "--test", help="Paired test against each row's best: ttest (scipy ttest_rel) or wilcoxon (needs 6 pairs to reach p < 0.05)."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Significance level."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Also write one PNG per (protocol, dataset, model) here."),
+    plots: Optional[Path] = typer.Option(None, "--plots", metavar="DIR", help="Also write each cell's figure as DIR/<protocol>_<dataset>_<model>.png."),
 ) -> None:
     """Aggregate the results store into a report on stdout (`ferbench report --format html > report.html`)."""
     from harness.report.aggregate import load_runs, select, unfinished_runs
@@ -408,7 +410,9 @@ def demo() -> None:
     sys.stdout.write(run_demo(State.config(), State.paths, err))
 
 
-datasets_app = typer.Typer(help="Registered datasets: what is on disk, and a full check of one.")
+datasets_app = typer.Typer(
+    help="Without a command: list every registered dataset, its folder, samples per split and class, and problems. `datasets check NAME` validates one fully."
+)
 app.add_typer(datasets_app, name="datasets")
 
 
@@ -545,16 +549,16 @@ def weights_() -> None:
 def align(
     name: str = typer.Argument(..., metavar="DATASET", help="Dataset name from benchmark.toml."),
     size: int = typer.Option(112, help="Side of the aligned crops: 112 or 224 (the ArcFace template, scaled)."),
-    policy: str = typer.Option("fallback", help="When no face is found: fallback (centre crop, flagged) or skip."),
+    policy: str = typer.Option("fallback", help="When no usable face is found: fallback (the centre square resized, flagged) or skip (the image is left out)."),
     detect: Optional[bool] = typer.Option(
         None, "--detect/--no-detect",
         help="Detect faces even in pre-cropped 48×48 releases (or only resize); default: decided by the layout.",
     ),
-    limit: Optional[int] = typer.Option(None, min=1, help="Align only the first N samples (table order)."),
+    limit: Optional[int] = typer.Option(None, min=1, metavar="N", help="Align only the first N samples (table order); run again without it to finish."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when torch sees it)."),
-    dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder."),
+    dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder instead of <data-root>/NAME."),
     out: Optional[Path] = typer.Option(None, help="Write here instead of <data-root>/DATASET/aligned_<size>."),
-    overwrite: bool = typer.Option(False, help="Replace an aligned set made there with other settings."),
+    overwrite: bool = typer.Option(False, help="Replace an aligned set made there with other settings (otherwise refused); the old set is deleted first."),
 ) -> None:
     """Align DATASET's faces onto the ArcFace five-point template, with a manifest of every image."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
