@@ -18,6 +18,7 @@ from harness import config as config_mod
 from harness.cli_help import HelpGroup
 from harness.errors import FerbenchError
 from harness.paths import Paths
+from harness.tables import folded
 
 app = typer.Typer(
     cls=HelpGroup,
@@ -67,9 +68,9 @@ def list_() -> None:
     upstreams = Table("upstream", "pin", "code", "licence", "used by", "repository", title="Upstreams")
     for row in upstream_rows(cfg, paths):
         upstreams.add_row(*row)
-    console.print(models)
-    console.print(datasets)
-    console.print(upstreams)
+    console.print(folded(models))
+    console.print(folded(datasets))
+    console.print(folded(upstreams))
 
 
 @app.command("fetch")
@@ -89,7 +90,7 @@ def fetch_(
     console = Console()
     if check:
         statuses = fetch_mod.check(upstreams, State.paths.vendor)
-        console.print(fetch_mod.check_table(statuses))
+        console.print(folded(fetch_mod.check_table(statuses)))
         ok = all(s.ok for s in statuses)
     else:
         outcomes = fetch_mod.fetch(upstreams, State.paths.vendor, force=force, mirror=mirror, console=console)
@@ -137,8 +138,10 @@ def run(
     time_limit: Optional[int] = typer.Option(None, min=1, metavar="MINUTES", help="Slurm time limit per run (default: time_limit_min in [launcher.slurm])."),
     max_concurrent: Optional[int] = typer.Option(None, min=1, help="Slurm array tasks running at once (default: max_concurrent in [launcher.slurm])."),
     wait: Optional[bool] = typer.Option(None, "--wait/--no-wait", help="Slurm: wait for the array (default: only for the local executor)."),
-    aligned: Optional[int] = typer.Option(
-        None, metavar="SIZE", help="Train on the aligned copy `ferbench align --size SIZE` made, not the raw images; its hash joins the run id."
+    aligned: Optional[str] = typer.Option(
+        None, metavar="SIZE|PATH",
+        help="Train on an aligned copy, not the raw images: the aligned_SIZE folder `ferbench align --size SIZE` made in "
+             "the dataset's folder, or the copy at PATH (made with --out); its hash joins the run id.",
     ),
     save_model: Optional[bool] = typer.Option(
         None, "--save-model/--no-save-model",
@@ -164,7 +167,7 @@ def run(
     request = Request(
         protocol=protocol, repeats=repeats, epochs=epochs,
         batch_size=batch_size, device=device, pretrained=not no_pretrained, dataset_dir=dataset_dir,
-        aligned=aligned, recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
+        aligned=_aligned_choice(aligned), recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
         save_model=True if targets is not None else save_model,
         folds=folds, selection=selection,
     )
@@ -198,6 +201,11 @@ def run(
 
         evaluate_targets(State.config(), State.paths, planned, targets, device or "auto", err, overwrite=overwrite)
     _print_run_summary(summary, len(planned))
+
+
+def _aligned_choice(value: Optional[str]) -> int | Path | None:
+    """`--aligned 112` is a size, anything else the folder of an aligned copy."""
+    return None if value is None else int(value) if value.isdigit() else Path(value)
 
 
 def _run_on_slurm(planned, settings, overwrite: bool, wait: Optional[bool]) -> None:
@@ -318,7 +326,7 @@ def status() -> None:
     table = Table("dataset", "model", "protocol", *STATES, title=f"Runs under {State.paths.results}")
     for (dataset, model, protocol), count in sorted(counts(states).items()):
         table.add_row(dataset, model, protocol, *(str(count.get(s, 0) or "") for s in STATES))
-    Console().print(table)
+    Console().print(folded(table))
     for state in states:
         if state.state in ("failed", "interrupted", "running"):
             Console().print(f"{state.state}: {state.folder} {state.detail}", markup=False, highlight=False, soft_wrap=True)
@@ -383,14 +391,21 @@ def synth(
     video: bool = typer.Option(False, "--video", help="Draw the video dataset `synthetic-video` (DFEW layout) instead."),
     clips_per_class: int = typer.Option(10, min=5, help="With --video: clips per class, spread over the 5 folds."),
     frames: int = typer.Option(40, min=1, help="With --video: most frames per clip (each clip has 8 to this many)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Redraw a dataset drawn with other settings (otherwise refused: runs were trained on it)."
+    ),
 ) -> None:
     """Draw the synthetic expression dataset `synthetic` (or, with --video, `synthetic-video`) under the data root."""
     if video:
         from rich.progress import Progress
 
-        from harness.data.synth import VIDEO_DATASET, generate_video, video_classes
+        from harness.data.synth import GENERATOR_VERSION, VIDEO_DATASET, generate_video, video_classes
+
+        from harness.demo import refuse_redraw
 
         root = State.paths.data_root / VIDEO_DATASET
+        refuse_redraw(root, dict(generator_version=GENERATOR_VERSION, clips_per_class=clips_per_class,
+                                 frames=[min(8, frames), frames], size=size, seed=seed, layout="dfew"), overwrite)
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("drawing synthetic clips", total=clips_per_class * len(video_classes("dfew")))
             generate_video(root, "dfew", clips_per_class, (min(8, frames), frames), size, seed,
@@ -399,7 +414,7 @@ def synth(
         return
     from harness.demo import make_synthetic
 
-    make_synthetic(State.paths.data_root / "synthetic", images_per_class, size, seed, err)
+    make_synthetic(State.paths.data_root / "synthetic", images_per_class, size, seed, err, overwrite=overwrite)
 
 
 @app.command()
@@ -426,7 +441,7 @@ def datasets(ctx: typer.Context) -> None:
     table = Table(*OVERVIEW_HEADER, title=f"Datasets under {State.paths.data_root}")
     for row in overview_rows(overviews(State.config(), State.paths.data_root)):
         table.add_row(*row)
-    Console().print(table)
+    Console().print(folded(table))
 
 
 @datasets_app.command("check")
@@ -451,7 +466,7 @@ def datasets_check(
     counts = Table(*header, title="samples per class and official split")
     for row in rows:
         counts.add_row(*row)
-    console.print(counts)
+    console.print(folded(counts))
     for note in report.notes:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if not report.problems:
@@ -460,7 +475,7 @@ def datasets_check(
     kinds = Table(*KINDS_HEADER, title=f"{len(report.problems)} problem(s)")
     for row in kind_rows(report):
         kinds.add_row(*row)
-    console.print(kinds)
+    console.print(folded(kinds))
     for problem in report.problems[:show]:
         console.print(problem.line, markup=False, highlight=False, soft_wrap=True)
     if len(report.problems) > show:
@@ -533,7 +548,7 @@ def weights_() -> None:
         return
     table = Table(title=f"Pretrained weights under {weights_dir}")
     for column in HEADER:
-        table.add_column(column, no_wrap=column == "status", overflow="ellipsis" if column == "source" else "fold")
+        table.add_column(column, no_wrap=column == "status", overflow="fold")
     for row in listed:
         table.add_row(*row, style=None if usable(row[3]) else "red")
     Console().print(table)
@@ -557,17 +572,17 @@ def align(
     limit: Optional[int] = typer.Option(None, min=1, metavar="N", help="Align only the first N samples (table order); run again without it to finish."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when torch sees it)."),
     dataset_dir: Optional[Path] = typer.Option(None, help="Read the dataset from this folder instead of <data-root>/NAME."),
-    out: Optional[Path] = typer.Option(None, help="Write here instead of <data-root>/DATASET/aligned_<size>."),
+    out: Optional[Path] = typer.Option(None, help="Write the aligned copy here (default: <data-root>/DATASET/aligned_<size>, only when the dataset is read from there)."),
     overwrite: bool = typer.Option(False, help="Replace an aligned set made there with other settings (otherwise refused); the old set is deleted first."),
 ) -> None:
     """Align DATASET's faces onto the ArcFace five-point template, with a manifest of every image."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from harness.align import align_dataset, default_out
+    from harness.align import align_dataset, align_target
 
     dataset = State.config().dataset(name)
     root = (dataset_dir or State.paths.data_root / name).resolve()
-    target = (out or default_out(State.paths.data_root, name, size)).resolve()
+    target = align_target(State.paths.data_root, name, size, dataset_dir, out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(f"aligning {name}", total=None)

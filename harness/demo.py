@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from harness.config import Config
+from harness.data.synth import GENERATOR_VERSION
+from harness.errors import FerbenchError
 from harness.paths import Paths
 
 DEMO_IMAGES_PER_CLASS = 120
@@ -16,9 +18,33 @@ DEMO_REPEATS = 3
 DEMO_EPOCHS = 15
 
 
-def make_synthetic(root: Path, images_per_class: int, size: int, seed: int, console: Console) -> dict:
+def describe(settings: dict) -> str:
+    """`120 images per class, 64 px, seed 0` from a drawn dataset's settings."""
+    count = (f"{settings['clips_per_class']} clips per class of {settings['frames'][0]}-{settings['frames'][1]} frames"
+             if "clips_per_class" in settings else f"{settings['images_per_class']} images per class")
+    version = settings.get("generator_version")
+    drawer = f", generator version {version}" if version != GENERATOR_VERSION else ""
+    return f"{count}, {settings['size']} px, seed {settings['seed']}{drawer}"
+
+
+def refuse_redraw(root: Path, wanted: dict, overwrite: bool, how: str = "Pass --overwrite to redraw it") -> None:
+    """A drawn dataset is replaced only with --overwrite: runs in the store were trained on what is there."""
+    from harness.data.synth import drawn_settings
+
+    there = drawn_settings(root)
+    if overwrite or there is None or all(there.get(key) == value for key, value in wanted.items()):
+        return
+    raise FerbenchError(
+        f"{root}: already holds a dataset drawn with {describe(there)}, not {describe(wanted)}; runs trained on it "
+        f"would no longer match their data. {how}, or choose another --data-root", exit_code=2)
+
+
+def make_synthetic(root: Path, images_per_class: int, size: int, seed: int, console: Console,
+                   overwrite: bool = False, how: str = "Pass --overwrite to redraw it") -> dict:
     from harness.data.synth import CLASSES, generate
 
+    refuse_redraw(root, dict(generator_version=GENERATOR_VERSION, images_per_class=images_per_class, size=size,
+                             seed=seed), overwrite, how)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("drawing synthetic faces", total=images_per_class * len(CLASSES))
         summary = generate(root, images_per_class=images_per_class, size=size, seed=seed,
@@ -40,8 +66,6 @@ def run_demo(cfg: Config, paths: Paths, console: Console) -> str:
     summary = execute(plan(cfg, paths, request), console)
     if summary.failed:
         job, message = summary.failed[0]
-        from harness.errors import FerbenchError
-
         raise FerbenchError(f"demo run failed: {message} (log: {job.run_dir / 'worker.log'})")
     runs = load_runs(paths.results)
     return render_markdown(build(runs[runs["dataset"] == "synthetic"]))

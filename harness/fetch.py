@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import FerbenchError
+from harness.tables import folded
 
 if TYPE_CHECKING:
     import git
@@ -273,7 +274,7 @@ def fetch(
     except OSError as err:
         raise FerbenchError(f"cannot create the vendor directory {vendor_dir}: {err.strerror}") from None
     outcomes = [_fetch_one(u, vendor_dir, force, mirror, console) for u in upstreams]
-    console.print(outcome_table(outcomes))
+    console.print(folded(outcome_table(outcomes)))
     for u in upstreams:
         if _unlicensed(u.licence):
             console.print(Text(f"{u.name}: {NO_LICENCE_NOTE}", style="yellow"))

@@ -140,6 +140,16 @@ def manifest_hash(out: Path) -> str:
     return digest.hexdigest()
 
 
+def _resume(out: Path) -> str:
+    """The align command that finishes the copy at `out`, folders included (plain `ferbench align` without them)."""
+    from harness.align.placement import align_command
+
+    try:
+        return align_command(out)
+    except FerbenchError:
+        return "ferbench align"
+
+
 def aligned_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
     """`table` (a dataset's table, as `load_table` reads it) with each sample's path replaced by its crop in the
     aligned set at `out` (paths relative to `out`, box cleared); samples the align skipped or could not read are
@@ -147,7 +157,7 @@ def aligned_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
     finished."""
     if (out / JOURNAL).is_file() or not (out / MANIFEST).is_file():
         raise FerbenchError(f"{out}: the aligned set is not finished (no {MANIFEST}, or an interrupted run left "
-                            f"{JOURNAL}); run `ferbench align` again to complete it")
+                            f"{JOURNAL}); run `{_resume(out)}` again to complete it")
     records = read_records(out)
     outputs, dropped, missing = [], {}, []
     for path, face_id in zip(table["path"], table["face_id"]):
@@ -162,7 +172,7 @@ def aligned_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
             outputs.append(None)
     if missing:
         raise FerbenchError(f"{out / MANIFEST}: {len(missing)} samples of the dataset are not in the aligned set "
-                            f"(e.g. {missing[0]}); run `ferbench align` without --limit to align them")
+                            f"(e.g. {missing[0]}); run `{_resume(out)}` without --limit to align them")
     aligned = table.assign(path=outputs, box=None)
     aligned = aligned.loc[aligned["path"].notna()].reset_index(drop=True)
     notes = list(table.attrs.get("notes", []))

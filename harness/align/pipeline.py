@@ -63,11 +63,6 @@ class AlignSummary:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
-def default_out(data_root: Path, dataset: str, size: int) -> Path:
-    """`<data-root>/<dataset>/aligned_<size>`: where `ferbench align` writes by default."""
-    return data_root / dataset / f"aligned_{size}"
-
-
 def settings(size: int, policy: str, mode: str, detector=None) -> dict:
     """Everything that decides a crop; a set is resumed only under the same."""
     common = dict(format=FORMAT, size=size, policy=policy, mode=mode, output="png, RGB")

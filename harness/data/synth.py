@@ -294,6 +294,20 @@ def _params(images_per_class: int, size: int, seed: int, test_fraction: float) -
     }
 
 
+SETTINGS_KEYS = ("generator_version", "images_per_class", "clips_per_class", "frames", "size", "seed", "test_fraction",
+                 "layout")
+"""What a drawn dataset's manifest records about how it was drawn (the video keys only for clips)."""
+
+
+def drawn_settings(root: Path) -> dict | None:
+    """How the dataset at `root` was drawn, from its manifest; None when no complete draw is there."""
+    try:
+        recorded = json.loads((Path(root) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return {key: recorded[key] for key in SETTINGS_KEYS if key in recorded} if isinstance(recorded, dict) else None
+
+
 def _expected_files(root: Path, counts: dict[str, int]) -> dict[Path, tuple[int, int]]:
     """Path → (label, index). Indices run across splits so every file name is unique."""
     files = {}

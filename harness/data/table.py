@@ -79,6 +79,11 @@ def scan(root: Path, dataset: Dataset) -> tuple[pd.DataFrame, list[str]]:
     return table, problems.errors
 
 
+def check_command(name: str, root: Path) -> str:
+    """The `ferbench datasets check` that reads the same folder: hints always name it, so a --dataset-dir is kept."""
+    return f"ferbench datasets check {name} --dataset-dir {root}"
+
+
 def load_table(root: Path, dataset: Dataset) -> pd.DataFrame:
     """The dataset's table, or one FerbenchError summarising every problem found."""
     table, problems = scan(root, dataset)
@@ -89,7 +94,7 @@ def load_table(root: Path, dataset: Dataset) -> pd.DataFrame:
         more = f"; … {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         raise FerbenchError(
             f"dataset '{dataset.name}' at {root} has {len(problems)} problems: {shown}{more} "
-            f"(run `ferbench datasets check {dataset.name}` for the full list)"
+            f"(run `{check_command(dataset.name, root)}` for the full list)"
         )
     return table
 

@@ -30,6 +30,7 @@ from harness.data.cache import (
 from harness.data.clips import SEGMENTS, eval_indices, pickable, train_indices
 from harness.data.images import decode_sample, default_workers
 from harness.data.loaders.samples import image_files
+from harness.data.table import check_command
 from harness.errors import FerbenchError
 from harness.files import write_json_atomic
 
@@ -143,7 +144,7 @@ def _fill(file: Path, header: dict, root: Path, paths: list[str], counts: np.nda
                 raise FerbenchError(f"{folder}: cannot list the clip's frames: {err.strerror}") from None
             if len(files) != counts[clip]:
                 raise FerbenchError(f"{folder}: holds {len(files)} frames but is listed with {counts[clip]}; "
-                                    f"run `ferbench datasets check`")
+                                    f"run `{check_command(header['dataset'], root)}`")
             for row, index in enumerate(pickable(int(counts[clip]), segments), start=int(starts[clip])):
                 pixels[row] = decode_sample(root, f"{paths[clip]}/{files[index].name}", size)
             sums[clip] = checksum(pixels[starts[clip]:starts[clip + 1]])

@@ -16,7 +16,7 @@ from harness.paths import Paths
 
 def evaluate_command(cfg: Config, paths: Paths, out: Console, err: Console, *, model, dataset, run_id, checkpoint,
                      trained_on, fmt, split, protocol, fold, dataset_dir, aligned, device, overwrite) -> dict:
-    from harness.align.pipeline import default_out
+    from harness.align.placement import run_source
     from harness.evaluate.engine import Target, checkpoint_weights, evaluate, run_weights
 
     if (run_id is None) == (checkpoint is None):
@@ -33,7 +33,7 @@ def evaluate_command(cfg: Config, paths: Paths, out: Console, err: Console, *, m
             raise FerbenchError("--checkpoint needs --model", exit_code=2)
         cfg.model(model)
         weights = checkpoint_weights(cfg, model, checkpoint, trained_on or _default_trained_on(cfg, model, dataset), fmt)
-    aligned_dir = default_out(paths.data_root, dataset, aligned).resolve() if aligned else None
+    aligned_dir = run_source(paths.data_root, dataset, aligned, dataset_dir)[1] if aligned else None
     if weights.kind == "run" and dataset == weights.trained_on:  # by default, the very images the run read
         env = read_json(find_run(paths.results, run_id) / "env.json")
         if aligned_dir is None and env.get("aligned_dir"):

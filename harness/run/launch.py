@@ -127,7 +127,8 @@ def execute(jobs: list[Job], console: Console, overwrite: bool = False, workers:
                     summary.failed.append((job, outcome.message))
             colour = {"done": "green", "failed": "red"}.get(outcome.status, "yellow")
             progress.update(task, status=f"[{colour}]{outcome.status}")
-            progress.advance(runs)
+            if outcome.status != "interrupted":  # cut short by Ctrl-C: not done, so not counted as one
+                progress.advance(runs)
 
         pool = ThreadPoolExecutor(max_workers=workers)
         futures = [pool.submit(one, job) for job in todo]

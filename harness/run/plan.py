@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.config import MAX_EPOCHS, MAX_REPEATS, Config
 from harness.data.protocols import is_fold_protocol, parse_folds, saved_folds
-from harness.align.pipeline import default_out
+from harness.align.placement import read_settings, run_source
 from harness.errors import FerbenchError
 from harness.paths import Paths
 from harness.run.sources import resolve
@@ -81,8 +81,9 @@ class Request:
     amp: bool = False
     recipe: str = "upstream"
     """`upstream` (each model's own) or a `[recipes.NAME]` template such as `unified`."""
-    aligned: int | None = None
-    """Train on the copy `ferbench align --size N` made (its default folder), not the raw images."""
+    aligned: int | Path | None = None
+    """Train on an aligned copy, not the raw images: a size (the copy `aligned_<size>/` in the dataset's folder)
+    or the copy's folder (see harness/align/placement.py)."""
     allow_modified_upstream: bool = False
     """Run on a vendor tree that is not its pinned commit as fetched (recorded, labelled, own run ids)."""
     save_model: bool | None = None
@@ -137,8 +138,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
         takes, holds = ("video clips", "still images") if model.video else ("still images", "video clips")
         raise FerbenchError(f"model '{model.name}' takes {takes} but dataset '{dataset.name}' holds {holds}", exit_code=2)
     protocol = request.protocol or dataset.protocol
-    root = (request.dataset_dir or paths.data_root / dataset.name).resolve()
-    aligned = default_out(paths.data_root, dataset.name, request.aligned).resolve() if request.aligned else None
+    root, aligned = run_source(paths.data_root, dataset.name, request.aligned, request.dataset_dir)
     source = resolve(dataset, root, aligned)
     splits_file, folds = saved_folds(
         source.table, paths.results, dataset.name, protocol, source.manifest, cfg.defaults.val_fraction,
@@ -173,7 +173,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             dataset=dataset.name,
             protocol=protocol,
             splits=splits_file.stem,
-            aligned=f"{aligned.name}-{source.aligned[:16]}" if source.aligned else None,
+            aligned=f"aligned_{read_settings(aligned)['settings']['size']}-{source.aligned[:16]}" if source.aligned else None,
             fold=fold,
             repeat=repeat,
             seed=cfg.defaults.base_seed + repeat,

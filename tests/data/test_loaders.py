@@ -248,7 +248,7 @@ def test_load_table_raises_one_error_summarising_all_problems(tmp_path):
     message = str(err.value)
     assert "\n" not in message and err.value.exit_code == 1
     assert "has 5 problems" in message and "… 2 more" in message
-    assert message.count("out of range") == 3 and "ferbench datasets check rafdb" in message
+    assert message.count("out of range") == 3 and f"ferbench datasets check rafdb --dataset-dir {tmp_path}`" in message
 
 
 def test_missing_root_is_a_problem(tmp_path):
