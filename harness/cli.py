@@ -595,11 +595,7 @@ def align(
         counts.add_row(status, str(count))
     console = Console()
     console.print(counts)
-    console.print(
-        f"{summary.processed} images aligned now ({summary.images_per_s:.1f} images/s), {summary.reused} already "
-        f"done; manifest {summary.out / 'manifest.csv'}, sha256 {summary.manifest_hash[:16]}",
-        markup=False, highlight=False, soft_wrap=True,
-    )
+    console.print(summary.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

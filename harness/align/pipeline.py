@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
@@ -57,10 +57,24 @@ class AlignSummary:
     """Samples already done with the same settings, left as they were."""
     seconds: float
     manifest_hash: str
+    now: dict[str, int] = field(default_factory=dict)
+    """This call's samples per status (`processed` in all)."""
 
     @property
     def images_per_s(self) -> float:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        """What this call did, errors apart from the images written: an unreadable image is not aligned."""
+        written = sum(n for status, n in self.now.items() if status in manifest.WRITTEN)
+        skipped, errors = self.now.get("skipped", 0), self.now.get("error", 0)
+        parts = [f"{written} image(s) aligned now ({self.images_per_s:.1f} images/s)"]
+        if skipped:
+            parts.append(f"{skipped} skipped (no usable face)")
+        if errors:
+            parts.append(f"{errors} unreadable (status error; retried on the next call)")
+        parts.append(f"{self.reused} already done")
+        return f"{', '.join(parts)}; manifest {self.out / manifest.MANIFEST}, sha256 {self.manifest_hash[:16]}"
 
 
 def settings(size: int, policy: str, mode: str, detector=None) -> dict:
@@ -264,4 +278,5 @@ def align_dataset(
     return AlignSummary(
         out=out, mode=mode, counts={s: counts.get(s, 0) for s in manifest.STATUSES}, processed=len(todo),
         reused=len(chosen) - len(todo), seconds=seconds, manifest_hash=manifest.manifest_hash(out),
+        now=dict(Counter(r["status"] for r in fresh)),
     )

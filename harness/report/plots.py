@@ -55,6 +55,29 @@ def _histories(runs: pd.DataFrame) -> tuple[list[list[dict]], list[int]]:
     return histories, boundaries
 
 
+def _selected_epochs(runs: pd.DataFrame) -> list[int]:
+    """Each run's selected epoch on the concatenated epoch axis (1-based; the last stage's, after the earlier
+    stages' epochs), in the order of `_histories`."""
+    selected = []
+    for history, stages, epoch in zip(runs["history"], runs["stages"], runs["selected_epoch"]):
+        offset = 0
+        if stages:
+            parts = [summary.get("history") or [] for summary in stages.values()]
+            offset = sum(len(part) for part in parts[:-1])
+            history = [e for part in parts for e in part]
+        if history:
+            selected.append(offset + int(epoch))
+    return selected
+
+
+def error_bars(means: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(2 × k lower and upper bar lengths, whether any was clipped): mean ± std cut at 0 and 1, so a bar
+    never claims a recall outside [0, 1] and a clipped one is visibly shorter on that side."""
+    lower, upper = np.minimum(spread, means), np.minimum(spread, 1 - means)
+    clipped = bool(np.any((lower < spread) | (upper < spread)))
+    return np.vstack([lower, upper]), clipped
+
+
 def _curve(histories: list[list[dict]], read) -> np.ndarray:
     """runs × epochs, NaN-padded where a run stopped early or did not record the value."""
     length = max(len(h) for h in histories)
@@ -111,12 +134,14 @@ def cell_figure(runs: pd.DataFrame, title: str) -> bytes | None:
         per_class = np.diag(confusion)[None, :]
     means = np.nanmean(per_class, axis=0)
     spread = np.nanstd(per_class, axis=0, ddof=1) if len(per_class) > 1 else None
-    ax.barh(range(k), means, xerr=spread, color="tab:blue", alpha=0.8, capsize=2)
+    bars, clipped = error_bars(means, spread) if spread is not None else (None, False)
+    ax.barh(range(k), means, xerr=bars, color="tab:blue", alpha=0.8, capsize=2)
     ax.set_yticks(range(k), classes, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("recall")
-    ax.set_title("per-class recall (mean ± std)" if spread is not None else "per-class recall", fontsize=9)
+    spread_note = "mean ± std, clipped to [0, 1]" if clipped else "mean ± std"
+    ax.set_title(f"per-class recall ({spread_note})" if spread is not None else "per-class recall", fontsize=9)
     for i, value in enumerate(means):  # values in the right margin, clear of bars and error bars
         ax.text(1.02, i, f"{value:.2f}", va="center", fontsize=7, transform=ax.get_yaxis_transform())
 
@@ -143,9 +168,14 @@ def cell_figure(runs: pd.DataFrame, title: str) -> bytes | None:
                 twin.plot(epochs, np.nanmean(val, axis=0), color="tab:orange", linewidth=2, marker=".", label=name)
                 twin.set_ylabel(name, color="tab:orange")
                 twin.set_ylim(0, 1)
+            marked, values = (twin, val) if not np.all(np.isnan(val)) else (ax, loss)
+            for row, epoch in zip(values, _selected_epochs(runs)):
+                if 1 <= epoch <= len(epochs) and not np.isnan(row[epoch - 1]):
+                    marked.plot(epoch, row[epoch - 1], marker="v", markersize=7, color="black", linestyle="none",
+                                zorder=5)
         for boundary in boundaries:
             ax.axvline(boundary + 0.5, color="grey", linestyle=":", linewidth=1)
-        ax.set_title("training curves (thin: runs, thick: mean)", fontsize=9)
+        ax.set_title("training curves (thin: runs, thick: mean, ▼: selected epoch)", fontsize=9)
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})

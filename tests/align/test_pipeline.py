@@ -107,6 +107,8 @@ def test_an_interrupted_run_resumes_without_redoing_finished_images(faces_root, 
     summary = align_dataset(FACES, faces_root, out, detector=resumed)
     assert resumed.images == 2  # turned and noise; the corrupt file fails before detection
     assert (summary.processed, summary.reused) == (3, 1)
+    assert summary.now.get("error") == 1 and sum(summary.now.values()) == summary.processed
+    assert "1 unreadable (status error" in summary.line() and "3 image(s) aligned" not in summary.line()
     assert (out / "happy/astronaut.png").stat().st_mtime_ns == before
     assert len(manifest_rows(out)) == 4 and not (out / JOURNAL).exists()
 
