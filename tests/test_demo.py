@@ -19,3 +19,13 @@ def test_demo_end_to_end(workspace, monkeypatch, capsys):
     assert "| synthetic | **" in out and " ± " in out
     assert len(list(complete_runs(workspace / "results"))) == demo.DEMO_REPEATS == 3
     assert (workspace / "data" / "synthetic" / "train" / "happy").is_dir()
+    assert "Chance level: 1/7 = 0.143" in out and f"for {demo.DEMO_EPOCHS} epochs" in out
+
+
+def test_demo_draws_what_plain_synth_draws():
+    """So `ferbench synth` after the demo finds the dataset as it is, rather than refusing or redrawing it."""
+    from harness.cli import app
+    from harness.cli_reference import commands
+
+    defaults = {p.name: p.default for p in commands(app)[("synth",)].command.params}
+    assert (defaults["images_per_class"], defaults["size"], defaults["seed"]) == (demo.DEMO_IMAGES_PER_CLASS, demo.DEMO_SIZE, 0)

@@ -20,6 +20,7 @@ from harness.config import Dataset
 from harness.data.loaders import LAYOUTS
 from harness.data.loaders.fer2013 import SEPARATOR, is_pixel_row
 from harness.data.content import ContentHashes
+from harness.data.loaders.folders import ALIGNED
 from harness.data.loaders.samples import COLUMNS, INTEGER_COLUMNS, escaping, image_files
 from harness.data.problems import Problems
 from harness.errors import FerbenchError
@@ -62,6 +63,12 @@ def scan(root: Path, dataset: Dataset) -> tuple[pd.DataFrame, list[str]]:
     if not root.is_dir():
         return _empty(), [f"{root}: dataset '{dataset.name}' not found (give --dataset-dir or --data-root)"]
     layout = detect(root, dataset)
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")] if layout is None else []
+    copies = sorted(p.name for p in entries if p.is_dir() and ALIGNED.fullmatch(p.name))
+    if copies and len(copies) == len(entries):
+        return _empty(), [f"{root}: holds only aligned copies ({', '.join(copies)}), not dataset '{dataset.name}' itself "
+                          "(an older `ferbench align --dataset-dir` put them here); read the dataset with --dataset-dir "
+                          "and move the copies next to it, or remove this folder"]
     if layout is None:
         expected = "; or ".join(f"{name}: {LAYOUTS[name].description}" for name in dataset.layouts)
         return _empty(), [f"{root}: not a layout of dataset '{dataset.name}'; expected {expected}"]

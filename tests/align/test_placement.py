@@ -74,3 +74,12 @@ def test_align_elsewhere_then_run_without_repeating_dataset_dir(workspace, tiny_
     assert json.loads((run / "config.json").read_text())["aligned"].startswith("aligned_112-")
     assert cli("run", "-m", "baseline", "-d", "synthetic", "--repeats", "1", "--aligned", "112", "--dataset-dir", str(source)) == 0
     assert len(list(complete_runs(workspace / "results"))) == 1  # the same run: found complete, not trained again
+
+
+def test_a_folder_holding_only_aligned_copies_is_named_as_such(tmp_path, capsys, monkeypatch):
+    """What an older align left in <data-root>/<name>: `ferbench datasets` says what it is and what to do."""
+    (tmp_path / "ckplus" / "aligned_112").mkdir(parents=True)
+    monkeypatch.setenv("FERBENCH_DATA_ROOT", str(tmp_path))
+    assert cli("datasets", "check", "ckplus") == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "holds only aligned copies (aligned_112), not dataset 'ckplus' itself" in out
