@@ -60,7 +60,7 @@ class _Argument(TyperArgument):
 
     def _usage_display_name(self) -> str:
         name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-        return name + ("..." if self.nargs != 1 else "")
+        return name + ("..." if self.nargs != 1 and not name.endswith("...") else "")
 
 
 class HelpGroup(TyperGroup):

@@ -78,7 +78,8 @@ def _option_rows(entry: Entry) -> list[str]:
             continue
         names, text = record
         if isinstance(param, TyperArgument):
-            names = param.display_name_raw + ("..." if param.nargs != 1 else "")
+            names = param.display_name_raw
+            names += "..." if param.nargs != 1 and not names.endswith("...") else ""
         text = plain(text)
         match = _EXTRA.match(text)
         help_text, extra = (match["help"], match["extra"]) if match else (text, "")

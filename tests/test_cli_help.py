@@ -33,7 +33,7 @@ def test_help_keeps_brackets_and_shows_real_metavars(path, monkeypatch, capsys):
     for text in texts:
         for bracketed in re.findall(r"\[[^\[\]]*\]", plain(text)):
             assert " ".join(bracketed.split()) in shown, f"{bracketed!r} lost from `{' '.join(path)} --help`"
-    for typer_type in ("<bool>", "<list[", "<str>", "<int", "<path>", "<float", "(default )"):
+    for typer_type in ("<bool>", "<list[", "<str>", "<int", "<path>", "<float", "(default )", "......"):
         assert typer_type not in shown, f"`{' '.join(path)} --help` shows {typer_type!r}"
     assert not re.search(r"\{[A-Z_]+\}", shown), f"`{' '.join(path)} --help` shows a {{NAME}} argument"
 
