@@ -58,6 +58,7 @@ def test_run_source_reads_the_copy_of_the_folder_the_dataset_comes_from(tmp_path
         run_source(tmp_path / "root", "ckplus", tmp_path, None)
 
 
+@pytest.mark.slow  # trains one tiny run
 def test_align_elsewhere_then_run_without_repeating_dataset_dir(workspace, tiny_dataset, monkeypatch, capsys):
     source = workspace / "CK"
     shutil.copytree(tiny_dataset / "synthetic", source)

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 
-from harness.cli import main
 from harness.report import plots
 from tests.report.conftest import history
 
@@ -46,11 +45,3 @@ def test_each_runs_selected_epoch_is_marked(monkeypatch):
     assert [epoch for epoch, _ in marked] == [2, 4]
     assert marked[0][1] == pytest.approx(0.8 * 2 / 4)  # on the run's validation curve
 
-
-def test_html_figure_title_is_not_repeated_as_a_caption(results, registry, capsys, monkeypatch):
-    monkeypatch.setenv("FERBENCH_RESULTS_DIR", str(results))
-    with pytest.raises(SystemExit) as done:
-        main(["report", "--format", "html"])
-    assert done.value.code == 0
-    html = capsys.readouterr().out
-    assert "<img " in html and "<figcaption>" not in html

@@ -206,6 +206,7 @@ def test_html_is_self_contained_with_one_png_per_cell(results, registry, capsys,
     parser.close()
     cells = {(p, d, m) for p, d, m, *_ in FIXTURE}
     assert len(parser.images) == len(cells) and not parser.links
+    assert "<figcaption>" not in html  # each figure carries its own title; a caption would repeat it
     for image in parser.images:
         assert base64.b64decode(image["src"].removeprefix("data:image/png;base64,"))[:8] == b"\x89PNG\r\n\x1a\n"
     assert {image["alt"].split(" — ")[0] for image in parser.images} == {f"{m} on {d}" for p, d, m in cells}
