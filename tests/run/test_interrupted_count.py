@@ -16,7 +16,7 @@ from harness.run.attempt import Outcome
 
 def test_interrupted_run_is_not_counted_as_done(tmp_path, monkeypatch):
     jobs = [SimpleNamespace(spec=SimpleNamespace(model="baseline", dataset="synthetic", repeat=r, recipe={"epochs": 2}),
-                            run_dir=tmp_path / f"run{r}") for r in range(2)]
+                            run_dir=tmp_path / f"run{r}", fold_count=1) for r in range(2)]
 
     def attempt(job, on_event, overwrite, env, started, interrupted):
         if job.spec.repeat == 0:
