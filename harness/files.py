@@ -54,6 +54,14 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def hash_file(path: Path, digest) -> str:
+    """`digest` (a hashlib/xxhash object) fed with the file's bytes in 4 MiB chunks; its hex digest."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_file(path) as handle:
         handle.write(text)

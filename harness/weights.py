@@ -22,11 +22,10 @@ from pathlib import Path
 
 from harness.config import Config, Model, WeightFile
 from harness.errors import FerbenchError
-from harness.files import os_error_line, write_json_atomic
+from harness.files import hash_file, os_error_line, write_json_atomic
 
 CACHE_NAME = ".sha256-cache.json"
 FIRST_SEEN_NAME = "first-seen-sha256.json"
-CHUNK = 1 << 20
 HEADER = ("model", "file", "initialises", "status", "source")
 SHOWN_KEYS = 3
 
@@ -43,11 +42,7 @@ def locate(weight: WeightFile, weights_dir: Path, model: str) -> Path:
 
 
 def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
+    return hash_file(path, hashlib.sha256())
 
 
 def _stamp(path: Path) -> dict:

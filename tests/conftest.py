@@ -56,6 +56,17 @@ def workspace(tmp_path, tiny_dataset, monkeypatch) -> Path:
     return tmp_path
 
 
+def cli(*args: str) -> int:
+    """Run `ferbench ARGS` in-process and return its exit code (0 when it returns normally)."""
+    from harness.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as done:
+        return done.code or 0
+    return 0
+
+
 def ferbench_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness", *args]
 

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from harness import files
-from harness.cli import main
 from harness.run import checkpoint
 from tests.conftest import child_env, ferbench_argv
+from tests.conftest import cli
 
 RUN = ("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "1")
 INJECTED = {
@@ -31,14 +31,6 @@ INJECTED = {
     errno.ENOTDIR: "a file is where a folder is expected",
     errno.EEXIST: "already exists",
 }
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
 
 
 def leftovers(root: Path) -> list[Path]:

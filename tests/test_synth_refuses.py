@@ -1,16 +1,8 @@
 """`ferbench synth` never silently replaces a drawn dataset that runs may have been trained on."""
 
 import json
+from tests.conftest import cli
 
-from harness.cli import main
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
 
 
 def test_synth_with_other_settings_is_refused_unless_overwrite(tmp_path, monkeypatch, capsys):

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import xxhash
 
-from harness.files import write_json_atomic
+from harness.files import hash_file, write_json_atomic
 
-CHUNK = 1 << 22
 ALGORITHM = "xxh3-128"
 
 
@@ -38,11 +37,7 @@ def cache_dir() -> Path:
 
 
 def file_hash(path: Path) -> str:
-    digest = xxhash.xxh3_128()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hash_file(path, xxhash.xxh3_128())
 
 
 def _stamp(st: os.stat_result) -> list[int]:

@@ -20,7 +20,7 @@ from harness.config import Config
 from harness.errors import FerbenchError
 from harness.evaluate import record as store
 from harness.evaluate.classmap import ClassMap, class_map
-from harness.files import read_json
+from harness.files import hash_file, read_json
 from harness.paths import Paths
 
 SPLITS = ("test", "all")
@@ -55,11 +55,7 @@ class Target:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hash_file(path, hashlib.sha256())
 
 
 def find_run(results: Path, run_id: str) -> Path:

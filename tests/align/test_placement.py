@@ -6,17 +6,9 @@ import shutil
 import pytest
 
 from harness.align.placement import align_command, align_target, run_source
-from harness.cli import main
 from harness.errors import FerbenchError
 from harness.run.store import complete_runs
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
+from tests.conftest import cli
 
 
 def test_default_place_is_inside_the_dataset_read_from_the_data_root(tmp_path):

@@ -3,16 +3,8 @@
 import json
 import shutil
 
-from harness.cli import main
 from harness.run.store import complete_runs
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
+from tests.conftest import cli
 
 
 def test_run_on_aligned_copy(workspace, tiny_dataset, monkeypatch, capsys):

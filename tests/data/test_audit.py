@@ -10,21 +10,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from harness.cli import main
 from harness.data.audit import NEAR_BITS, audit
 from harness.data.protocols import Fold
-from tests.conftest import SHARED
+from tests.conftest import SHARED, cli
 
 COLUMNS = ["path", "label", "native_label", "subject", "sequence", "split", "fold", "box", "face_id", "frames"]
 EXPW = ("anger", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
 
 
 def noise(path: Path, seed: int, size: int = 48) -> None:

@@ -7,17 +7,9 @@ import json
 
 import pandas as pd
 
-from harness.cli import main
 from tests.data.fakes import write_fake
 from tests.data.fer_crossval_fakes import N, ckplus
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
+from tests.conftest import cli
 
 
 def test_export_writes_the_saved_split_with_label_file_rows_and_relative_paths(tmp_path, capsys):

@@ -12,13 +12,12 @@ import pytest
 from PIL import Image
 
 from harness import config
-from harness.cli import main
 from harness.data.protocols import parse_folds, training_share, whole_training_split
 from harness.errors import FerbenchError
 from harness.paths import Paths
 from harness.run.plan import Request, plan
 from harness.run.store import MARKER
-from tests.conftest import SHARED, TINY_TOML
+from tests.conftest import SHARED, TINY_TOML, cli
 
 CK_TOML = TINY_TOML + """
 [datasets.ckplus]
@@ -108,14 +107,6 @@ def test_whole_training_split_returns_the_carved_validation_to_training():
     assert training_share(fold, carved, "final") == training_share(fold, official, "val_loss") == 1.0
 
 
-def _run(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
-
-
 def _runs(results: Path) -> list[Path]:
     return sorted(p.parent for p in results.glob(f"ckplus/*/subject-kfold/*/{MARKER}"))
 
@@ -129,13 +120,13 @@ def test_every_image_is_tested_once_and_final_selection_reports_right(tmp_path, 
     for name, value in (("FERBENCH_CONFIG", tmp_path / "benchmark.toml"), ("FERBENCH_DATA_ROOT", ck_root.parent),
                         ("FERBENCH_RESULTS_DIR", results), ("FERBENCH_VENDOR_DIR", tmp_path / "vendor")):
         monkeypatch.setenv(name, str(value))
-    assert _run("run", "--model", "baseline", "--dataset", "ckplus", "--jobs", "2") == 0
+    assert cli("run", "--model", "baseline", "--dataset", "ckplus", "--jobs", "2") == 0
     runs = _runs(results)
     assert sorted(json.loads((r / "config.json").read_text())["fold"] for r in runs) == [0, 1]
     tested = pd.concat([pd.read_csv(r / "predictions.csv") for r in runs])["path"]
     assert len(tested) == 54 and tested.is_unique
 
-    assert _run("run", "--model", "baseline", "--dataset", "ckplus", "--selection", "final", "--folds", "0") == 0
+    assert cli("run", "--model", "baseline", "--dataset", "ckplus", "--selection", "final", "--folds", "0") == 0
     final = [r for r in _runs(results) if r not in runs]
     assert len(final) == 1
     result = json.loads((final[0] / "result.json").read_text())
@@ -144,7 +135,7 @@ def test_every_image_is_tested_once_and_final_selection_reports_right(tmp_path, 
     assert json.loads((final[0] / "config.json").read_text())["selection"] == "final"
 
     capsys.readouterr()
-    assert _run("report", "--metric", "accuracy,pooled_accuracy") == 0
+    assert cli("report", "--metric", "accuracy,pooled_accuracy") == 0
     out = capsys.readouterr().out
     accuracy = out.split("## Pooled")[0]
     assert "| dataset | baseline | baseline (final) |" in accuracy

@@ -11,17 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.cli import main
 from harness.run.store import MARKER
-from tests.conftest import child_env, ferbench_argv
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return done.code or 0
-    return 0
+from tests.conftest import child_env, cli, ferbench_argv
 
 
 def run_dirs(results: Path) -> list[Path]:
@@ -34,7 +25,7 @@ def complete(results: Path) -> list[Path]:
 
 def test_run_writes_complete_runs_then_skips_overwrites_and_reports(workspace, capsys):
     results = workspace / "results"
-    assert run_cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2") == 0
+    assert cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2") == 0
     runs = complete(results)
     assert len(runs) == 2
     first = runs[0]
@@ -56,11 +47,11 @@ def test_run_writes_complete_runs_then_skips_overwrites_and_reports(workspace, c
     assert (predictions.filter(like="p_").sum(axis=1) - 1).abs().max() < 1e-4
 
     markers = {p: (p / MARKER).stat().st_mtime_ns for p in runs}
-    assert run_cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2") == 0
+    assert cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2") == 0
     assert {p: (p / MARKER).stat().st_mtime_ns for p in complete(results)} == markers
 
     before = {p.name: json.loads((p / "result.json").read_text()) for p in runs}
-    assert run_cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2", "--overwrite") == 0
+    assert cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2", "--overwrite") == 0
     after = {p.name: json.loads((p / "result.json").read_text()) for p in complete(results)}
     assert all((p / MARKER).stat().st_mtime_ns != markers[p] for p in runs)
     for name in before:  # same seed, same machine: same numbers
@@ -68,7 +59,7 @@ def test_run_writes_complete_runs_then_skips_overwrites_and_reports(workspace, c
         assert after[name]["history"][0]["train_loss"] == before[name]["history"][0]["train_loss"]
 
     capsys.readouterr()
-    assert run_cli("report") == 0
+    assert cli("report") == 0
     out = capsys.readouterr().out
     assert "| synthetic | **" in out and "±" in out
 
@@ -118,7 +109,7 @@ def test_kill_during_second_repeat_then_resume(workspace):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to make runs fail")
 def test_failed_runs_are_summarised_and_others_still_run(workspace, capsys):
-    code = run_cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2", "--device", "cuda")
+    code = cli("run", "--model", "baseline", "--dataset", "synthetic", "--repeats", "2", "--device", "cuda")
     assert code == 1
     err = capsys.readouterr().err
     assert "0 run(s) completed" in err and "2 failed" in err
