@@ -152,12 +152,25 @@ def run(
         help="Cross-dataset: test each repeat's selected model on DATASET (its test split; all of CK+/KMU-FED), "
              "read from PATH or <data-root>/DATASET (repeatable; implies --save-model).",
     ),
+    loader_workers: Optional[int] = typer.Option(
+        None, "--loader-workers", min=0, metavar="N",
+        help="Processes per run preparing the next training batches while one trains (0: inline). Default: the CPUs "
+        "this process may use, divided among --jobs, less one per run. Results do not depend on it.",
+    ),
+    augment_on: str = typer.Option(
+        "host", "--augment-on", metavar="host|device",
+        help="host: each sample through the adapter's own augmentation (the reference). device: the batch at once on "
+        "the run's device, where an exact batched form exists (DAN, DDAMFN, GSDNet); same distribution, other draws.",
+    ),
 ) -> None:
     """Train and evaluate models on datasets, every fold of a fold protocol × R seeds, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
         raise FerbenchError(f"--device: expected cpu, cuda or auto, got '{device}'", exit_code=2)
+    if augment_on not in ("host", "device"):
+        raise FerbenchError(f"--augment-on: expected host or device, got '{augment_on}'", exit_code=2)
     from harness.evaluate.crossdataset import CROSS_DATASET, check_targets, parse_targets
     from harness.run.launch import execute
+    from harness.run.prefetch import default_workers
     from harness.run.plan import Request, grid
 
     targets = parse_targets(target, cross_dataset=protocol == CROSS_DATASET)
@@ -170,6 +183,7 @@ def run(
         aligned=_aligned_choice(aligned), recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
         save_model=True if targets is not None else save_model,
         folds=folds, selection=selection,
+        loader_workers=default_workers(jobs) if loader_workers is None else loader_workers, augment_on=augment_on,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:

@@ -35,6 +35,13 @@ def _resolve_device(name: str):
     return torch.device(name)
 
 
+def _loader_workers(job: dict) -> int:
+    """The job's `--loader-workers`; a job planned without one (Slurm, older job files) takes the CPUs it has."""
+    from harness.run.prefetch import default_workers
+
+    return default_workers() if job.get("loader_workers") is None else job["loader_workers"]
+
+
 def _predictions_csv(paths, labels, probabilities, classes) -> str:
     import pandas as pd
 
@@ -161,6 +168,8 @@ def run(job: dict) -> None:
         data=data, selection=spec.selection, device=device, seed=spec.seed,
         on_epoch=lambda record: emit("epoch", **record),
         on_resume=lambda epoch: (emit("resumed", epoch=epoch), print(f"resuming after epoch {epoch} from its checkpoint", file=sys.stderr)),
+        loader_workers=_loader_workers(job), augment_on=job.get("augment_on", "host"),
+        on_progress=lambda progress: emit("step", **progress),
     )
 
     test_rows = table.iloc[fold["test"]]
@@ -204,7 +213,8 @@ def run(job: dict) -> None:
         image_cache=str(cache_path),
     )
     write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"],
-                                                     fold_count=job.get("fold_count", 1)))
+                                                     fold_count=job.get("fold_count", 1),
+                                                     augment_on=job.get("augment_on", "host")))
     write_text_atomic(
         run_dir / "predictions.csv",
         _predictions_csv(test_rows["path"].tolist(), data["test"].labels.tolist(), outcome.selected.probabilities, spec.classes),
