@@ -71,3 +71,11 @@ def test_evaluation_batches_arrive_in_order_and_whole():
 def test_default_workers_share_the_cpus_among_jobs(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
     assert default_workers(1) == 15 and default_workers(4) == 3 and default_workers(32) == 1
+
+
+def test_device_augmentation_trains_reproducibly_from_the_seed():
+    adapter = Adapter(build=tiny, train_transform=lambda size: flip_rotate_crop_erase(size, 20, 2), eval_transform=to_float)
+    runs = [train((torch.manual_seed(0), tiny())[1], adapter, DATA, recipe(epochs=2), "val_balanced_accuracy", torch.device("cpu"), CTX, seed=s,
+                  augment_on="device").history for s in (5, 5, 6)]
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(runs[0]) == strip(runs[1]) != strip(runs[2])
