@@ -359,6 +359,7 @@ def report(
     test: str = typer.Option("ttest", "--test", help="Paired test against each row's best: ttest (scipy ttest_rel) or wilcoxon (needs 6 pairs to reach p < 0.05)."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Significance level."),
     plots: Optional[Path] = typer.Option(None, "--plots", metavar="DIR", help="Also write each cell's figure as DIR/<protocol>_<dataset>_<model>.png."),
+    cost: bool = typer.Option(False, "--cost", help="Add the model-cost block: parameters, forward GFLOPs, inference img/s and latency per model (md and html)."),
 ) -> None:
     """Aggregate the results store into a report on stdout (`ferbench report --format html > report.html`)."""
     from harness.report.aggregate import load_runs, select, unfinished_runs
@@ -389,12 +390,22 @@ def report(
             select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
             unfinished=unfinished_runs(results), unreadable=unreadable, models=cfg.models,
         )
+        if cost:
+            from dataclasses import replace
+
+            from harness.report.cost import cost_rows
+
+            built = replace(built, cost=cost_rows(built.runs))
         items = figures(built) if fmt == "html" or plots else None
         if plots:
             written = write_plots(items, plots)
             err.print(f"{len(written)} figure(s) written to {plots}", markup=False, highlight=False)
         text = render_html(built, items) if fmt == "html" else RENDERERS[fmt](built)
     sys.stdout.write(evaluated.with_sections(text, fmt, results, runs, cfg.published, options, models or [], datasets or [], plots))
+    if cost and fmt == "md" and runs is not None:
+        from harness.report.cost import render_markdown as cost_markdown
+
+        sys.stdout.write(cost_markdown(built.cost))
 
 
 @app.command()
