@@ -81,6 +81,10 @@ export FERBENCH_CONFIG="$REPO/benchmark.toml" FERBENCH_DATA_ROOT="$WORK/data" FE
 say "gpu_check: drawing $((IMAGES * 7)) synthetic images at 224 px"
 "$PY" -m harness synth --images-per-class "$IMAGES" --size 224 >>"$LOG" 2>&1 || { say "gpu_check: synth failed (see $LOG)"; exit 1; }
 
+DESCRIBE='import json, sys
+r = json.load(sys.stdin)
+epoch = ", epoch %s s, %s img/s (train + eval)" % (r["epoch_s"], r["img_s"]) if "epoch_s" in r else ""
+print("exit %s, %s s wall%s" % (r["rc"], r["wall_s"], epoch))'
 RUNS="$WORK/runs.jsonl"
 : >"$RUNS"
 for m in "${MODELS[@]}"; do
@@ -107,7 +111,7 @@ if found:
                img_s=round(r["samples"]["train"] / epoch["seconds"], 1), cost=r.get("cost"))
 print(json.dumps(row))
 EOF
-        say "gpu_check: $m $mode: $(tail -n 1 "$RUNS" | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print(f"exit {r[\"rc\"]}, {r[\"wall_s\"]} s wall" + (f", epoch {r[\"epoch_s\"]} s, {r[\"img_s\"]} img/s (train + eval)" if "epoch_s" in r else ""))')"
+        say "gpu_check: $m $mode: $(tail -n 1 "$RUNS" | "$PY" -c "$DESCRIBE")"
     done
 done
 "$PY" - "$RUNS" <<'EOF' | tee -a "$LOG"
