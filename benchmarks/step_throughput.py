@@ -14,7 +14,7 @@ reuse top-level module names), built without pretrained weights, on random image
 Upstream models need `ferbench fetch` (vendor/).
 
 Run: `python benchmarks/step_throughput.py [--models dan,ddamfn] [--steps N] [--device cpu|cuda|auto]
-[--batch-size B] [--loader-workers N] [--threads T] [--amp] [--json FILE]`.
+[--batch-size B] [--loader-workers N] [--threads T] [--rounds R] [--amp] [--json FILE]`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _sync(device) -> None:
 
 
 def measure(name: str, steps: int, device_name: str, batch_size: int | None, workers: int, amp: bool,
-            threads: int | None) -> dict:
+            threads: int | None, rounds: int = 1) -> dict:
     """One model, in this process: every figure of the report line."""
     import torch
 
@@ -91,14 +91,15 @@ def measure(name: str, steps: int, device_name: str, batch_size: int | None, wor
                 for i in range(min(steps, 4))]
     for x, y in resident[:2]:
         trainer.step(x, y, epoch=1)
-    _sync(device)
-    started = time.perf_counter()
-    for step in range(steps):
-        x, y = resident[step % len(resident)]
-        trainer.step(x, y, epoch=1)
-    _sync(device)
-    bare = time.perf_counter() - started
-    del trainer, model, resident
+
+    def bare_epoch() -> float:
+        _sync(device)
+        started = time.perf_counter()
+        for step in range(steps):
+            x, y = resident[step % len(resident)]
+            trainer.step(x, y, epoch=1)
+        _sync(device)
+        return time.perf_counter() - started
 
     def loop(loader_workers: int) -> float:
         """The second of two epochs (the first warms the optimizer state and the allocator, as the bare loop's
@@ -107,9 +108,16 @@ def measure(name: str, steps: int, device_name: str, batch_size: int | None, wor
                     device, ctx, seed=0, loader_workers=loader_workers)
         return out.history[-1]["seconds"]
 
-    ours = loop(workers)
+    # Interleaved rounds, fastest of each: background load on a shared machine hits all alike.
+    bares, ours_, inlines = [], [], []
+    for _ in range(rounds):
+        bares.append(bare_epoch())
+        ours_.append(loop(workers))
+        if device.type == "cpu" and workers:
+            inlines.append(loop(0))
+    bare, ours = min(bares), min(ours_)
     out = dict(model=name, device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-               batch_size=b, input_size=size, steps=steps, loader_workers=workers, amp=amp,
+               batch_size=b, input_size=size, steps=steps, loader_workers=workers, amp=amp, rounds=rounds,
                bare_img_s=n / bare, ferbench_img_s=n / ours, ratio=bare / ours)
     if device.type == "cpu":
         order = batches(n, b, adapter.drop_last, torch.Generator().manual_seed(0))
@@ -124,7 +132,7 @@ def measure(name: str, steps: int, device_name: str, batch_size: int | None, wor
         for batch in augmented:
             batch.to(device)
         transfer = time.perf_counter() - started
-        inline = loop(0) if workers else ours
+        inline = min(inlines) if inlines else ours
         total = augmentation + transfer + bare
         out.update(augmentation_s=augmentation, transfer_s=transfer, compute_s=bare, ferbench_s=ours,
                    inline_s=inline, shares=dict(augmentation=augmentation / total, transfer=transfer / total,
@@ -162,12 +170,14 @@ def main() -> None:
     parser.add_argument("--loader-workers", type=int, default=default_workers())
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the training process")
     parser.add_argument("--amp", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions; the fastest of each counts")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         try:
-            result = measure(args.one, args.steps, args.device, args.batch_size, args.loader_workers, args.amp, args.threads)
+            result = measure(args.one, args.steps, args.device, args.batch_size, args.loader_workers, args.amp, args.threads,
+                             args.rounds)
         except Exception as err:  # noqa: BLE001 - reported per model, the others still run
             result = dict(model=args.one, error=f"{type(err).__name__}: {err}")
         print("@result " + json.dumps(result))
@@ -177,7 +187,7 @@ def main() -> None:
     results = []
     for name in names:
         argv = [sys.executable, __file__, "--one", name, "--steps", str(args.steps), "--device", args.device,
-                "--loader-workers", str(args.loader_workers)]
+                "--loader-workers", str(args.loader_workers), "--rounds", str(args.rounds)]
         argv += ["--batch-size", str(args.batch_size)] if args.batch_size else []
         argv += ["--threads", str(args.threads)] if args.threads else []
         argv += ["--amp"] if args.amp else []
