@@ -155,7 +155,7 @@ def run(
     loader_workers: Optional[int] = typer.Option(
         None, "--loader-workers", min=0, metavar="N",
         help="Processes per run preparing the next training batches while one trains (0: inline). Default: the CPUs "
-        "this process may use, divided among --jobs, less one per run. Results do not depend on it.",
+        "this process may use (a Slurm task's own), divided among --jobs, less one per run. Results do not depend on it.",
     ),
     augment_on: str = typer.Option(
         "host", "--augment-on", metavar="host|device",
@@ -183,7 +183,9 @@ def run(
         aligned=_aligned_choice(aligned), recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
         save_model=True if targets is not None else save_model,
         folds=folds, selection=selection,
-        loader_workers=default_workers(jobs) if loader_workers is None else loader_workers, augment_on=augment_on,
+        # Slurm tasks choose their own default from the CPUs of the node they land on.
+        loader_workers=loader_workers if loader_workers is not None or launcher != "local" else default_workers(jobs),
+        augment_on=augment_on,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:
