@@ -3,8 +3,10 @@
 Computed once per (model, input size, classes, device) and cached under `results/cache/cost/`, then recorded in
 every run's result.json (`cost`). GFLOPs come from `torch.utils.flop_counter` (one multiply-add counts as two
 FLOPs) for one sample through the adapter's evaluation forward, so test-time crops count. Speed is measured in
-eval mode without gradients: latency is the median time of a one-sample forward, throughput the img/s of
-forwards of a batch of `batch_size` (at most 64), in float32 (no `--amp`). Parameters and FLOPs do not depend on the device; speed does.
+eval mode without gradients, after a warm-up, over up to 10 forwards (at least 3, fewer once a second has
+passed; a warm-up forward slower than a second is the figure itself): latency is the median time of a one-sample forward, throughput the img/s of the median forward of a
+batch of `batch_size` (at most 64), in float32 (no `--amp`). Parameters and FLOPs do not depend on the device;
+speed does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from harness.files import write_json_atomic
 
 REPEATS = 10
-WARMUP = 2
+"""Most timed forwards per figure; fewer (at least `FEWEST`) once `BUDGET_S` has passed, for slow models on CPUs."""
+FEWEST = 3
+BUDGET_S = 1.0
 
 
 def _sync(device: torch.device) -> None:
@@ -29,11 +33,14 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed(forward, device: torch.device, repeats: int) -> list[float]:
-    for _ in range(WARMUP):
-        forward()
+    start = time.perf_counter()
+    forward()  # warm-up: allocator, kernels, lazy initialisation
     _sync(device)
-    times = []
-    for _ in range(repeats):
+    first = time.perf_counter() - start
+    if first >= BUDGET_S:  # a big model on a CPU: warm-up effects are noise beside one forward, which stands
+        return [first]
+    times: list[float] = []
+    while len(times) < repeats and (len(times) < FEWEST or sum(times) < BUDGET_S):
         start = time.perf_counter()
         forward()
         _sync(device)
@@ -64,7 +71,7 @@ def measure(model: torch.nn.Module, forward, sample: torch.Tensor, device, batch
         except Exception:  # noqa: BLE001 - a forward that squeezes the batch dimension: time two
             latency_batch = len(sample)
             latency = statistics.median(_timed(lambda: forward(model, sample), device, repeats))
-        throughput = batch_size / statistics.median(_timed(lambda: forward(model, batch), device, max(3, repeats // 3)))
+        throughput = batch_size / statistics.median(_timed(lambda: forward(model, batch), device, repeats))
     finally:
         model.train(was_training)
     params = list(model.parameters())
