@@ -62,7 +62,8 @@ def imagenet_eval(size: int):
 
 @dataclass(frozen=True)
 class FlipRotateCropErase:
-    """The parameters of `flip_rotate_crop_erase`, as plain data: the batched device implementation
+    """The parameters of `flip_rotate_crop_erase` (and of pipelines that are special cases of it: CLIVP-FER's flip
+    and rotation is apply_p=1, padding=0, erase_p=0), as plain data: the batched device implementation
     (harness/run/device_augment.py, `--augment-on device`) reads them from the transform's `device_form`."""
 
     degrees: float

@@ -160,7 +160,7 @@ def run(
     augment_on: str = typer.Option(
         "host", "--augment-on", metavar="host|device",
         help="host: each sample through the adapter's own augmentation (the reference). device: the batch at once on "
-        "the run's device, where an exact batched form exists (DAN, DDAMFN, GSDNet); same distribution, other draws.",
+        "the run's device, where an exact batched form exists (DAN, DDAMFN, GSDNet, CLIVP-FER); same distribution, other draws.",
     ),
 ) -> None:
     """Train and evaluate models on datasets, every fold of a fold protocol × R seeds, one subprocess per run; completed runs are skipped."""

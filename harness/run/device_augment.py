@@ -2,7 +2,8 @@
 
 The per-sample path (harness.run.prefetch) runs torchvision's ops one image at a time on the host. For
 pipelines built only from a horizontal flip, RandomApply([rotation, padded crop]), ToDtype, Normalize and
-RandomErasing (`adapters.augment.FlipRotateCropErase`: DAN, DDAMFN, GSDNet), this module draws the same
+RandomErasing (`adapters.augment.FlipRotateCropErase`: DAN, DDAMFN, GSDNet; CLIVP-FER's flip and rotation
+with the RandomApply always taken, no padding and no erasing), this module draws the same
 per-sample parameters, from the same distributions, from the run's seeded generator, and applies each op to the
 whole batch at once. Each op equals torchvision's for the same parameters (tests/run/test_device_augment.py);
 the random streams differ from the per-sample path, so the numbers agree in distribution, not bit for bit.
@@ -163,6 +164,7 @@ def device_augmentation(train_transform, augment_on: str) -> DeviceAugmentation 
     if form is None:
         raise FerbenchError(
             "--augment-on device: this model's training augmentation has no exact batched form (only pipelines of "
-            "flips, padded crops, rotation, erasing and normalisation have one: DAN, DDAMFN, GSDNet); use --augment-on host"
+            "flips, padded crops, rotation, erasing and normalisation have one: DAN, DDAMFN, GSDNet, CLIVP-FER); "
+            "use --augment-on host"
         )
     return DeviceAugmentation(form)

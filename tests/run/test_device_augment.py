@@ -87,3 +87,17 @@ def test_a_pipeline_without_a_device_form_is_refused():
     with pytest.raises(FerbenchError, match="no exact batched form"):
         da.device_augmentation(lambda batch: batch, "device")
     assert da.device_augmentation(lambda batch: batch, "host") is None
+
+
+def test_clivpfer_flip_and_rotation_are_the_always_applied_special_case(images):
+    """flip, RandomRotation(30), normalise: apply_p=1, no padding, no erasing."""
+    from adapters.augment import FlipRotateCropErase
+
+    form = FlipRotateCropErase(degrees=30, padding=0, apply_p=1.0, erase_p=0.0)
+    params = da.draw(form, len(images), (SIZE, SIZE), torch.Generator().manual_seed(4))
+    assert params.apply.all() and not params.erase.any()
+    expected = torch.stack([
+        TF.normalize(TF.to_dtype(TF.rotate(TF.horizontal_flip(image) if f else image, float(a)), torch.float32, scale=True),
+                     IMAGENET_MEAN, IMAGENET_STD)
+        for image, f, a in zip(images, params.flip, params.angle)])
+    assert torch.allclose(da.apply(form, images, params), expected, atol=1e-6)
