@@ -1,7 +1,8 @@
 """Model cost, as papers' comparison tables give it: parameters, forward GFLOPs, inference speed.
 
-Computed once per (model, input size, classes, device) and cached under `results/cache/cost/`, then recorded in
-every run's result.json (`cost`). GFLOPs come from `torch.utils.flop_counter` (one multiply-add counts as two
+Computed once per (model, input size, classes, device, torch version) and cached per user (`cost/` under
+harness.data.content's cache folder: `$FERBENCH_CACHE_DIR`, else `~/.cache/ferbench`), then recorded in every
+run's result.json (`cost`). The first FLOP count of a process imports torch._dynamo (seconds), hence the cache. GFLOPs come from `torch.utils.flop_counter` (one multiply-add counts as two
 FLOPs) for one sample through the adapter's evaluation forward, so test-time crops count. Speed is measured in
 eval mode without gradients, after a warm-up, over up to 10 forwards (at least 3, fewer once a second has
 passed; a warm-up forward slower than a second is the figure itself): latency is the median time of a one-sample forward, throughput the img/s of the median forward of a
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -98,18 +100,23 @@ def cached_cost(cache_dir: Path, key: dict, compute) -> dict:
         except (OSError, json.JSONDecodeError):
             pass
     cost = dict(compute(), key=key)
-    write_json_atomic(path, cost)
+    with suppress(OSError):  # a cache that cannot be written only costs a new measurement next time
+        write_json_atomic(path, cost)
     return cost
 
 
-def run_cost(results_dir: Path, model_name: str, model, adapter, split, eval_transform, device, num_classes: int,
-             input_size: int, batch_size: int) -> dict:
+def run_cost(model_name: str, model, adapter, split, eval_transform, device, num_classes: int, input_size: int,
+             batch_size: int) -> dict:
     """The run's model cost, from the cache when the same model, size and device were measured before."""
+    from harness.data.content import cache_dir
+
     device = torch.device(device)
-    key = dict(model=model_name, input_size=input_size, classes=num_classes, device=device_label(device))
+    # the parameter count is cheap and tells a changed model (same name, other adapter or upstream) apart
+    key = dict(model=model_name, input_size=input_size, classes=num_classes, device=device_label(device),
+               torch=torch.__version__, params=sum(p.numel() for p in model.parameters()))
 
     def compute():
         sample = eval_transform(split.batch(torch.arange(min(2, len(split)))).to(device))
         return measure(model, adapter.eval_forward, sample, device, min(batch_size, 64))
 
-    return cached_cost(results_dir / "cache" / "cost", key, compute)
+    return cached_cost(cache_dir() / "cost", key, compute)

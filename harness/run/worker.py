@@ -42,14 +42,14 @@ def _loader_workers(job: dict) -> int:
     return default_workers() if job.get("loader_workers") is None else job["loader_workers"]
 
 
-def _model_cost(job: dict, spec, model, adapter, data, recipe, device, ctx) -> dict:
+def _model_cost(spec, model, adapter, data, recipe, device, ctx) -> dict:
     """Parameters, GFLOPs and inference speed (harness.run.cost); a failure is recorded, never fatal."""
     from harness.run.cost import run_cost
 
     emit("phase", phase="measuring model cost")
     last = adapter.stages[-1].adapter if adapter.stages else adapter
     try:
-        return run_cost(Path(job["results_dir"]), spec.model, model, last, data["test"],
+        return run_cost(spec.model, model, last, data["test"],
                         last.eval_transform(spec.input_size), device, ctx.num_classes, spec.input_size, recipe.batch_size)
     except Exception as err:  # noqa: BLE001 - the run's metrics stand without it
         return dict(error=f"{type(err).__name__}: {err}")
@@ -185,7 +185,7 @@ def run(job: dict) -> None:
         on_progress=lambda progress: emit("step", **progress),
     )
 
-    cost = _model_cost(job, spec, model, adapter, data, recipe, device, ctx)
+    cost = _model_cost(spec, model, adapter, data, recipe, device, ctx)
     test_rows = table.iloc[fold["test"]]
     selection_rule = (
         f"best {spec.selection} (validation, {len(data['val'])} samples); ties keep the earlier epoch"

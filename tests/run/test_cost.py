@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import torch
 from torch import nn
 
@@ -10,6 +11,7 @@ from harness.report.cost import cost_rows, render_markdown
 from harness.run.cost import cached_cost, measure
 
 
+@pytest.mark.slow  # the first FLOP count of a process imports torch._dynamo
 def test_parameters_and_flops_of_a_known_model():
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
     model[3].weight.requires_grad_(False)
