@@ -6,6 +6,7 @@ whole batches on tensors avoids re-decoding and per-sample Python work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -59,17 +60,37 @@ def imagenet_eval(size: int):
     return lambda batch: normalize(to_float(batch), IMAGENET_MEAN, IMAGENET_STD)
 
 
+@dataclass(frozen=True)
+class FlipRotateCropErase:
+    """The parameters of `flip_rotate_crop_erase` (and of pipelines that are special cases of it: CLIVP-FER's flip
+    and rotation is apply_p=1, padding=0, erase_p=0), as plain data: the batched device implementation
+    (harness/run/device_augment.py, `--augment-on device`) reads them from the transform's `device_form`."""
+
+    degrees: float
+    padding: int
+    apply_p: float = 0.2
+    erase_p: float = 0.5
+    erase_scale: tuple[float, float] = (0.02, 0.25)
+    erase_ratio: tuple[float, float] = (0.3, 3.3)
+
+
 def flip_rotate_crop_erase(size: int, degrees: float, padding: int):
     """DAN's training augmentation, reused by DDAMFN and GSDNet after their Resize: flip,
     RandomApply([RandomRotation, RandomCrop(size, padding)], p=0.2), ToTensor, ImageNet Normalize,
     RandomErasing(scale=(0.02, 0.25)); per sample, as a DataLoader applies it."""
     from torchvision.transforms import v2
 
+    form = FlipRotateCropErase(degrees=degrees, padding=padding)
     pipeline = v2.Compose([
         v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.RandomRotation(degrees), v2.RandomCrop(size, padding=padding)], p=0.2),
+        v2.RandomApply([v2.RandomRotation(degrees), v2.RandomCrop(size, padding=padding)], p=form.apply_p),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        v2.RandomErasing(scale=(0.02, 0.25)),
+        v2.RandomErasing(p=form.erase_p, scale=form.erase_scale, ratio=form.erase_ratio),
     ])
-    return lambda batch: per_sample(batch, pipeline)
+
+    def transform(batch: Tensor) -> Tensor:
+        return per_sample(batch, pipeline)
+
+    transform.device_form = form
+    return transform

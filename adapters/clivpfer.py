@@ -49,7 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adapters.augment import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, normalize, per_sample, to_float
+from adapters.augment import (
+    IMAGENET_MEAN, IMAGENET_STD, FlipRotateCropErase, imagenet_eval, normalize, per_sample, to_float,
+)
 from adapters.contract import Adapter, BuildContext
 
 CLIP_FILE = "ViT-B-32.pt"
@@ -188,7 +190,13 @@ def train_transform(size: int):
     from torchvision.transforms import v2
 
     pipeline = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomRotation(ROTATION)])
-    return lambda batch: normalize(to_float(per_sample(batch, pipeline)), IMAGENET_MEAN, IMAGENET_STD)
+
+    def transform(batch: Tensor) -> Tensor:
+        return normalize(to_float(per_sample(batch, pipeline)), IMAGENET_MEAN, IMAGENET_STD)
+
+    # `--augment-on device`: the same pipeline is flip, always-applied rotation, no crop, no erasing
+    transform.device_form = FlipRotateCropErase(degrees=ROTATION, padding=0, apply_p=1.0, erase_p=0.0)
+    return transform
 
 
 ADAPTER = Adapter(

@@ -23,6 +23,10 @@ SAM (`data_preprocessing/sam.py`) over Adam, loss CE + 2·LabelSmoothingCrossEnt
   each half the time; then RandomHorizontalFlip, Resize, Normalize, RandomErasing(0.02–0.1). The cache has
   already resized, so the noise is drawn at the input size instead of the original 100×100 (slightly
   sharper noise), with torch's RNG instead of Python's and NumPy's.
+- `ir50.py`'s `Backbone.forward` ends in `x.view(-1, 49, 1024)`, which fails on the channels-last feature map
+  that `--amp` gives (its memory is not laid out NCHW). A forward hook makes the IR-50 body's output contiguous
+  (NCHW) before that view: a no-op without `--amp` (the tensor is already contiguous; numbers unchanged), and
+  under `--amp` the view reads the same elements as upstream's NCHW run.
 """
 
 from __future__ import annotations
@@ -117,7 +121,13 @@ def build(ctx: BuildContext) -> nn.Module:
         model = emotion_hyp.pyramid_trans_expr(img_size=ctx.input_size, num_classes=ctx.num_classes, type=MODEL_TYPE)
     if ctx.pretrained:
         load_backbones(ctx, model)
+    model.ir_back.body.register_forward_hook(_nchw)
     return model
+
+
+def _nchw(module: nn.Module, inputs, output: Tensor) -> Tensor:
+    """Contiguous (NCHW) output for `Backbone.forward`'s `.view(-1, 49, 1024)`; see the module docstring."""
+    return output.contiguous()
 
 
 class PosterLoss(nn.Module):

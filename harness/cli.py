@@ -152,12 +152,25 @@ def run(
         help="Cross-dataset: test each repeat's selected model on DATASET (its test split; all of CK+/KMU-FED), "
              "read from PATH or <data-root>/DATASET (repeatable; implies --save-model).",
     ),
+    loader_workers: Optional[int] = typer.Option(
+        None, "--loader-workers", min=0, metavar="N",
+        help="Processes per run preparing the next training batches while one trains (0: inline). Default: the CPUs "
+        "this process may use (a Slurm task's own), divided among --jobs, less one per run. Results do not depend on it.",
+    ),
+    augment_on: str = typer.Option(
+        "host", "--augment-on", metavar="host|device",
+        help="host: each sample through the adapter's own augmentation (the reference). device: the batch at once on "
+        "the run's device, where an exact batched form exists (DAN, DDAMFN, GSDNet, CLIVP-FER); same distribution, other draws.",
+    ),
 ) -> None:
     """Train and evaluate models on datasets, every fold of a fold protocol × R seeds, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
         raise FerbenchError(f"--device: expected cpu, cuda or auto, got '{device}'", exit_code=2)
+    if augment_on not in ("host", "device"):
+        raise FerbenchError(f"--augment-on: expected host or device, got '{augment_on}'", exit_code=2)
     from harness.evaluate.crossdataset import CROSS_DATASET, check_targets, parse_targets
     from harness.run.launch import execute
+    from harness.run.prefetch import default_workers
     from harness.run.plan import Request, grid
 
     targets = parse_targets(target, cross_dataset=protocol == CROSS_DATASET)
@@ -170,6 +183,9 @@ def run(
         aligned=_aligned_choice(aligned), recipe=recipe, amp=amp, allow_modified_upstream=allow_modified_upstream,
         save_model=True if targets is not None else save_model,
         folds=folds, selection=selection,
+        # Slurm tasks choose their own default from the CPUs of the node they land on.
+        loader_workers=loader_workers if loader_workers is not None or launcher != "local" else default_workers(jobs),
+        augment_on=augment_on,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:
@@ -345,6 +361,7 @@ def report(
     test: str = typer.Option("ttest", "--test", help="Paired test against each row's best: ttest (scipy ttest_rel) or wilcoxon (needs 6 pairs to reach p < 0.05)."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Significance level."),
     plots: Optional[Path] = typer.Option(None, "--plots", metavar="DIR", help="Also write each cell's figure as DIR/<protocol>_<dataset>_<model>.png."),
+    cost: bool = typer.Option(False, "--cost", help="Add the model-cost block: parameters, forward GFLOPs, inference img/s and latency per model (md and html)."),
 ) -> None:
     """Aggregate the results store into a report on stdout (`ferbench report --format html > report.html`)."""
     from harness.report.aggregate import load_runs, select, unfinished_runs
@@ -375,12 +392,22 @@ def report(
             select(runs, models or [], datasets or [], protocol), options, cfg.published, cfg.references,
             unfinished=unfinished_runs(results), unreadable=unreadable, models=cfg.models,
         )
+        if cost:
+            from dataclasses import replace
+
+            from harness.report.cost import cost_rows
+
+            built = replace(built, cost=cost_rows(built.runs))
         items = figures(built) if fmt == "html" or plots else None
         if plots:
             written = write_plots(items, plots)
             err.print(f"{len(written)} figure(s) written to {plots}", markup=False, highlight=False)
         text = render_html(built, items) if fmt == "html" else RENDERERS[fmt](built)
     sys.stdout.write(evaluated.with_sections(text, fmt, results, runs, cfg.published, options, models or [], datasets or [], plots))
+    if cost and fmt == "md" and runs is not None:
+        from harness.report.cost import render_markdown as cost_markdown
+
+        sys.stdout.write(cost_markdown(built.cost))
 
 
 @app.command()

@@ -88,6 +88,7 @@ def _row(record: RunRecord, video_datasets: frozenset[str]) -> dict:
         fold_count=int(config.get("fold_count", 1)),
         training_share=float(result.get("training_share", math.nan)),
         tested=int((result.get("samples") or {}).get("test", 0)),
+        cost=result.get("cost"),
         **{metric: result[metric] for metric in METRICS},
     )
 

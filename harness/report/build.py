@@ -110,6 +110,8 @@ class Report:
     version: str = harness.__version__
     unreadable: list[str] = field(default_factory=list)
     """`unreadable: PATH: reason` per complete run whose files failed validation (left out of every table)."""
+    cost: list[dict] = field(default_factory=list)
+    """`ferbench report --cost`: harness.report.cost rows."""
 
     @property
     def test_name(self) -> str:

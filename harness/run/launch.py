@@ -105,6 +105,8 @@ def execute(jobs: list[Job], console: Console, overwrite: bool = False, workers:
                 elif event["event"] == "epoch":
                     score = (event.get("val") or event["test"])["balanced_accuracy"]
                     progress.update(task, completed=event["epoch"], status=f"loss {event['train_loss']:.3f} val bacc {score:.3f}")
+                elif event["event"] == "step":
+                    progress.update(task, status=f"epoch {event['epoch']} step {event['step']}/{event['steps']} loss {event['train_loss']:.3f}")
                 elif event["event"] == "resumed":
                     progress.update(task, completed=event["epoch"], status=f"resumed after epoch {event['epoch']}")
 

@@ -23,7 +23,10 @@ from harness.config import Recipe
 from harness.data.video_cache import FrameCache
 from harness.run.metrics import classification_metrics
 from harness.run import checkpoint as checkpoints
+from harness.run.device_augment import device_augmentation
 from harness.run.optim import build_optimizer, build_scheduler
+from harness.run.prefetch import Loader
+from harness.run.running_loss import RunningLoss
 
 
 @dataclass
@@ -123,15 +126,15 @@ def evaluate(model, adapter: Adapter, split: Split | VideoSplit, transform, batc
              amp: bool = False) -> Evaluation:
     model.eval()
     logits = []
-    for idx in eval_batches(len(split), batch_size):
+    for images, labels in Loader(split, None, device).raw(eval_batches(len(split), batch_size)):
         with mixed_precision(device, amp):
-            images = model_input(transform(split.batch(idx).to(device)), amp)
+            images = model_input(transform(images), amp)
             if adapter.eval_forward_given_labels is not None:  # a declared test-label leak (CLIVP-FER's mode 1)
-                out = adapter.eval_forward_given_labels(model, images, split.labels[idx].to(device))
+                out = adapter.eval_forward_given_labels(model, images, labels)
             else:
                 out = adapter.eval_forward(model, images)
-        logits.append(adapter.logits(out).float().cpu())
-    logits = torch.cat(logits)
+        logits.append(adapter.logits(out).float())
+    logits = torch.cat(logits).cpu()
     loss = F.cross_entropy(logits, split.labels).item()
     probabilities = logits.softmax(dim=1).numpy()
     metrics = classification_metrics(split.labels.numpy(), probabilities.argmax(1), num_classes)
@@ -151,13 +154,6 @@ def _clip(params: list[Tensor], recipe: Recipe) -> None:
         torch.nn.utils.clip_grad_value_(params, recipe.grad_clamp)
     if recipe.grad_clip_norm is not None:
         torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip_norm)
-
-
-def _finite(loss: Tensor, epoch: int) -> float:
-    value = loss.item()
-    if not math.isfinite(value):
-        raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
-    return value
 
 
 class Trainer:
@@ -188,9 +184,9 @@ class Trainer:
         with mixed_precision(images.device, self.recipe.amp):
             return self.adapter.train_loss(self.model, model_input(images, self.recipe.amp), targets, self.criterion)
 
-    def step(self, images: Tensor, targets: Tensor, epoch: int) -> float:
+    def step(self, images: Tensor, targets: Tensor, epoch: int) -> Tensor:
+        """The step's loss, detached and left on the device (reading it would wait for the device)."""
         loss = self.loss(images, targets)
-        value = _finite(loss, epoch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.sam:
@@ -203,7 +199,7 @@ class Trainer:
             _clip(self.params, self.recipe)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        return value
+        return loss.detach()
 
 
 def train(
@@ -219,8 +215,15 @@ def train(
     keep_selected: bool = False,
     checkpoint: Path | None = None,
     on_resume: Callable[[int], None] = lambda epoch: None,
+    loader_workers: int = 0,
+    augment_on: str = "host",
+    on_progress: Callable[[dict], None] | None = None,
 ) -> LoopResult:
-    """Train for the recipe's epochs; with `checkpoint`, save after every epoch and continue from it."""
+    """Train for the recipe's epochs; with `checkpoint`, save after every epoch and continue from it.
+
+    `loader_workers` processes prepare training batches ahead (harness.run.prefetch; 0: inline, same
+    numbers); `augment_on="device"` augments uint8 batches on the device instead (harness.run.device_augment).
+    `on_progress` gets the running loss at most twice a second."""
     model.to(device, memory_format=torch.channels_last) if recipe.amp else model.to(device)
     criterion = adapter.criterion(ctx)
     if isinstance(criterion, torch.nn.Module):
@@ -232,6 +235,7 @@ def train(
     scheduler = build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch)
     per_step = recipe.schedule_unit == "step"
     train_tf, eval_tf = adapter.train_transform(ctx.input_size), adapter.eval_transform(ctx.input_size)
+    on_device = device_augmentation(train_tf, augment_on)
     generator = torch.Generator().manual_seed(seed)
     result = LoopResult()
     best_val: Evaluation | None = None
@@ -245,6 +249,7 @@ def train(
         result = LoopResult(**loop)
         first = saved["epoch"] + 1
         on_resume(saved["epoch"])
+    loader = Loader(data["train"], train_tf, device, loader_workers)
     for epoch in range(first, recipe.epochs + 1):
         if result.stopped_early is not None:
             break
@@ -257,11 +262,12 @@ def train(
         if adapter.epoch_start is not None:
             adapter.epoch_start(state)
         model.train()
-        losses = []
+        losses = RunningLoss(epoch, steps_per_epoch, on_progress)
         lr = optimizer.param_groups[0]["lr"]
-        for idx in batches(len(data["train"]), recipe.batch_size, adapter.drop_last, generator):
-            images = train_tf(data["train"].batch(idx, training=True, generator=generator).to(device))
-            losses.append(trainer.step(images, data["train"].labels[idx].to(device), epoch))
+        order = batches(len(data["train"]), recipe.batch_size, adapter.drop_last, generator)
+        steps = loader.train(order, generator) if on_device is None else on_device.batches(loader, order, generator)
+        for images, targets in steps:
+            losses.add(trainer.step(images, targets, epoch))
             if per_step:
                 scheduler.step()
         if not per_step:
@@ -273,7 +279,7 @@ def train(
         test = evaluate(model, adapter, data["test"], eval_tf, eval_bs, device, ctx.num_classes, recipe.amp)
         record = dict(
             epoch=epoch,
-            train_loss=float(np.mean(losses)),
+            train_loss=losses.mean(),
             lr=lr,
             val=val.summary() if val else None,
             test=test.summary(),

@@ -36,6 +36,10 @@ class Job:
     """Keep the selected weights as model.safetensors (not part of the run id: it changes no number)."""
     fold_count: int = 1
     """Folds of the split file: a report cell of a fold protocol is complete only with every fold."""
+    loader_workers: int | None = None
+    """Prefetch processes (None: chosen from the CPUs); not part of the run id: the numbers do not depend on it."""
+    augment_on: str = "host"
+    """host (per sample, the reference) or device (batched, where exact); recorded in config.json."""
 
     def to_dict(self) -> dict:
         return dict(
@@ -54,6 +58,8 @@ class Job:
             allow_modified_upstream=self.allow_modified_upstream,
             save_model=self.save_model,
             fold_count=self.fold_count,
+            loader_workers=self.loader_workers,
+            augment_on=self.augment_on,
         )
 
     @classmethod
@@ -64,7 +70,8 @@ class Job:
         return cls(spec=RunSpec.from_dict(data["spec"]), manifest=data["manifest"], device=data["device"],
                    repeats=data["repeats"], allow_modified_upstream=data.get("allow_modified_upstream", False),
                    save_model=data.get("save_model", False),
-                   fold_count=data.get("fold_count", 1), **paths)
+                   fold_count=data.get("fold_count", 1),
+                   loader_workers=data.get("loader_workers"), augment_on=data.get("augment_on", "host"), **paths)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ class Request:
     selection: str = "val"
     """`val`: keep the epoch best on a validation slice of the training data; `final`: train on the whole
     training split for the recipe's epochs and keep the last."""
+    loader_workers: int | None = None
+    augment_on: str = "host"
 
 
 SELECTIONS = ("val", "final")
@@ -205,6 +214,8 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 allow_modified_upstream=request.allow_modified_upstream,
                 save_model=cfg.defaults.save_model if request.save_model is None else request.save_model,
                 fold_count=len(folds),
+                loader_workers=request.loader_workers,
+                augment_on=request.augment_on,
             )
         )
     return jobs

@@ -64,6 +64,19 @@ class ConfigFile(_File):
     """Folds of the run's split file (fold protocols: the report's cell is complete only with all of them)."""
 
 
+class CostRecord(_File):
+    """result.json's `cost`: what `ferbench report --cost` shows."""
+
+    params_total: int = Field(ge=0)
+    params_trainable: int = Field(ge=0)
+    gflops: Annotated[float, Field(ge=0), AfterValidator(_finite)]
+    inference_img_s: Annotated[float, Field(ge=0), AfterValidator(_finite)]
+    latency_ms: Annotated[float, Field(ge=0), AfterValidator(_finite)]
+    latency_batch: int = 1
+    input_shape: list[int] = []
+    device: str
+
+
 class ResultFile(_File):
     """result.json: the selected epoch's test metrics."""
 
@@ -81,6 +94,9 @@ class ResultFile(_File):
     training_share: Fraction | None = None
     """Share of the protocol's training data trained on (1.0 under `--selection final`)."""
     samples: dict[str, Annotated[int, Field(ge=0)]] = {}
+    cost: dict | None = None
+    """Model cost (harness/run/cost.py; a failed measurement holds only `error`): `CostRecord` is checked where it
+    is shown, so a bad cost leaves the run's metrics readable."""
 
 
 class EnvFile(_File):

@@ -35,6 +35,26 @@ def _resolve_device(name: str):
     return torch.device(name)
 
 
+def _loader_workers(job: dict) -> int:
+    """The job's `--loader-workers`; a job planned without one (Slurm, older job files) takes the CPUs it has."""
+    from harness.run.prefetch import default_workers
+
+    return default_workers() if job.get("loader_workers") is None else job["loader_workers"]
+
+
+def _model_cost(spec, model, adapter, data, recipe, device, ctx) -> dict:
+    """Parameters, GFLOPs and inference speed (harness.run.cost); a failure is recorded, never fatal."""
+    from harness.run.cost import run_cost
+
+    emit("phase", phase="measuring model cost")
+    last = adapter.stages[-1].adapter if adapter.stages else adapter
+    try:
+        return run_cost(spec.model, model, last, data["test"],
+                        last.eval_transform(spec.input_size), device, ctx.num_classes, spec.input_size, recipe.batch_size)
+    except Exception as err:  # noqa: BLE001 - the run's metrics stand without it
+        return dict(error=f"{type(err).__name__}: {err}")
+
+
 def _predictions_csv(paths, labels, probabilities, classes) -> str:
     import pandas as pd
 
@@ -161,8 +181,11 @@ def run(job: dict) -> None:
         data=data, selection=spec.selection, device=device, seed=spec.seed,
         on_epoch=lambda record: emit("epoch", **record),
         on_resume=lambda epoch: (emit("resumed", epoch=epoch), print(f"resuming after epoch {epoch} from its checkpoint", file=sys.stderr)),
+        loader_workers=_loader_workers(job), augment_on=job.get("augment_on", "host"),
+        on_progress=lambda progress: emit("step", **progress),
     )
 
+    cost = _model_cost(spec, model, adapter, data, recipe, device, ctx)
     test_rows = table.iloc[fold["test"]]
     selection_rule = (
         f"best {spec.selection} (validation, {len(data['val'])} samples); ties keep the earlier epoch"
@@ -185,6 +208,7 @@ def run(job: dict) -> None:
         samples=dict(train=len(data["train"]), val=len(data["val"]), test=len(data["test"])),
         training_share=share,
         wall_time_s=round(time.perf_counter() - started, 3),
+        cost=cost,
     )
     env = dict(
         environment(device, upstream_dir, determinism),
@@ -204,7 +228,8 @@ def run(job: dict) -> None:
         image_cache=str(cache_path),
     )
     write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"],
-                                                     fold_count=job.get("fold_count", 1)))
+                                                     fold_count=job.get("fold_count", 1),
+                                                     augment_on=job.get("augment_on", "host")))
     write_text_atomic(
         run_dir / "predictions.csv",
         _predictions_csv(test_rows["path"].tolist(), data["test"].labels.tolist(), outcome.selected.probabilities, spec.classes),

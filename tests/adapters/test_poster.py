@@ -146,3 +146,20 @@ def test_partial_landmark_file_is_an_error(poster, model, tmp_path):
     weights = _fake_files(model, tmp_path, drop_landmark="conv1.conv.weight")
     with pytest.raises(FerbenchError, match="face_landback.*partial load"):
         poster.load_backbones(ctx(pretrained=True, weights=weights), model)
+
+
+def test_amp_channels_last_training_step_runs_in_bfloat16(poster):
+    """`--amp` makes inputs and weights channels-last; ir50.py's `.view(-1, 49, 1024)` used to fail on that."""
+    from harness.config import Recipe
+    from harness.run.loop import Trainer
+
+    torch.manual_seed(0)
+    c = ctx(input_size=224)
+    model = poster.build(c).to(memory_format=torch.channels_last)
+    recipe = Recipe(optimizer="adam", lr=1e-4, epochs=1, batch_size=2, amp=True)
+    trainer = Trainer(model, poster.ADAPTER, poster.criterion(c), recipe, c)
+    loss = trainer.step(torch.randn(2, 3, 224, 224), torch.tensor([0, 3]), epoch=1)
+    assert torch.isfinite(loss)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.randn(2, 3, 224, 224).contiguous(memory_format=torch.channels_last))[0]
+    assert logits.dtype == torch.bfloat16

@@ -101,3 +101,10 @@ def test_report_shows_every_model_side_by_side(workspace):
     assert "Balanced accuracy" in done.stdout
     if "dferclip" in ran:
         assert "UAR (balanced accuracy)" in done.stdout and "WAR (accuracy)" in done.stdout
+    cost = subprocess.run(ferbench_argv("report", "--cost"), capture_output=True, text=True, env=workspace["env"],
+                          cwd=workspace["root"])
+    assert cost.returncode == 0, cost.stderr
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in cost.stdout.split("## Model cost")[1].splitlines()
+            if line.startswith("| ") and not line.startswith("| model")}
+    for model in ran:  # parameters and GFLOPs of every model that ran
+        assert float(rows[model][2]) > 0 and float(rows[model][4]) > 0, rows.get(model)

@@ -271,3 +271,22 @@ def test_a_model_reading_test_labels_is_named_beside_its_table_and_never_ranked_
     assert "clivpfer (label caption) takes each test sample's TRUE LABEL as input" in text
     assert "**0.980 ± 0.010**" in text  # dan's ckplus accuracy stays the row's best
     assert len(report_of(results, models=["clivpfer-label-caption"]).sections[0].tables[0].models) == 1
+
+
+def test_cost_block_in_markdown_and_html(results, registry, capsys, monkeypatch):
+    import json
+
+    monkeypatch.setenv("FERBENCH_RESULTS_DIR", str(results))
+    cost = dict(params_total=11_689_512, params_trainable=11_689_512, gflops=3.6354, inference_img_s=120.5,
+                latency_ms=9.87, latency_batch=1, input_shape=[3, 224, 224], device="Test CPU")
+    for path in results.glob("**/result.json"):
+        if "killed" not in str(path):
+            result = json.loads(path.read_text())
+            path.write_text(json.dumps(dict(result, cost=cost)))
+    assert cli("--cost") == 0
+    out = capsys.readouterr().out
+    assert "## Model cost" in out and "| dan | 224×224 | 11.69 | 11.69 | 3.64 | 120.5 | 9.9 | Test CPU |" in out
+    assert cli("--format", "html", "--cost") == 0
+    html = capsys.readouterr().out
+    assert '<h2 id="cost">Model cost</h2>' in html and "<td>3.64</td>" in html
+    assert cli() == 0 and "Model cost" not in capsys.readouterr().out

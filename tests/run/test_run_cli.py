@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from torchvision.models import resnet18
 
 from harness.run.store import MARKER
 from tests.conftest import child_env, cli, ferbench_argv
@@ -36,6 +37,8 @@ def test_run_writes_complete_runs_then_skips_overwrites_and_reports(workspace, c
                 "selected_epoch", "selection_rule", "final_epoch", "test_best_epoch_oracle", "wall_time_s"):
         assert key in result
     assert len(result["per_class_recall"]) == 7 and len(result["confusion_matrix"]) == 7
+    assert result["cost"]["params_total"] == sum(p.numel() for p in resnet18(num_classes=7).parameters())
+    assert result["cost"]["gflops"] > 0 and result["cost"]["inference_img_s"] > 0
     env = json.loads((first / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["dataset_manifest"] and env["device"] == "cpu"
     assert env["determinism"]["seed"] in (0, 1)
@@ -62,6 +65,9 @@ def test_run_writes_complete_runs_then_skips_overwrites_and_reports(workspace, c
     assert cli("report") == 0
     out = capsys.readouterr().out
     assert "| synthetic | **" in out and "±" in out
+    assert run_cli("report", "--cost") == 0
+    out = capsys.readouterr().out
+    assert "## Model cost" in out and f"| baseline | 32×32 | {result['cost']['params_total'] / 1e6:.2f} |" in out
 
 
 def _workers_of(job_file: Path) -> list[int]:
