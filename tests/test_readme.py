@@ -31,3 +31,14 @@ def test_every_command_shown_links_to_the_page_documenting_it():
     assert {"align", "run", "report", "demo"} <= shown
     for name in shown:
         assert pages[(name,)] in LINKS, f"`ferbench {name}` appears in the README without a link to {pages[(name,)]}"
+
+
+def test_dataset_table_matches_the_registry():
+    from harness.config import load
+
+    config = load(REPO / "benchmark.toml")
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (\d+) \| `([a-z-]+)`", README, flags=re.M)
+    assert {name for name, _, _ in rows} == set(config.datasets)
+    for name, classes, protocol in rows:
+        dataset = config.datasets[name]
+        assert (int(classes), protocol) == (len(dataset.classes), dataset.protocol), name
