@@ -115,8 +115,14 @@ def run_cost(model_name: str, model, adapter, split, eval_transform, device, num
     key = dict(model=model_name, input_size=input_size, classes=num_classes, device=device_label(device),
                torch=torch.__version__, params=sum(p.numel() for p in model.parameters()))
 
+    def given_a_label(model, images):  # a model fed the label (CLIVP-FER's caption): any label costs the same
+        labels = torch.zeros(len(images), dtype=torch.long, device=images.device)
+        return adapter.eval_forward_given_labels(model, images, labels)
+
+    forward = adapter.eval_forward if adapter.eval_forward_given_labels is None else given_a_label
+
     def compute():
         sample = eval_transform(split.batch(torch.arange(min(2, len(split)))).to(device))
-        return measure(model, adapter.eval_forward, sample, device, min(batch_size, 64))
+        return measure(model, forward, sample, device, min(batch_size, 64))
 
     return cached_cost(cache_dir() / "cost", key, compute)

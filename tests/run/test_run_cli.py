@@ -65,7 +65,7 @@ def test_run_writes_complete_runs_then_skips_overwrites_and_reports(workspace, c
     assert cli("report") == 0
     out = capsys.readouterr().out
     assert "| synthetic | **" in out and "±" in out
-    assert run_cli("report", "--cost") == 0
+    assert cli("report", "--cost") == 0
     out = capsys.readouterr().out
     assert "## Model cost" in out and f"| baseline | 32×32 | {result['cost']['params_total'] / 1e6:.2f} |" in out
 
