@@ -18,7 +18,7 @@ DEMO_SIZE = 64
 # Small on purpose: three seeded repeats of a short training, well under 90 s on two idle CPU cores
 # (benchmarks/demo_time.py); the baseline's own recipe trains longer.
 DEMO_REPEATS = 3
-DEMO_EPOCHS = 3
+DEMO_EPOCHS = 2
 DEMO_BATCH_SIZE = 32
 
 
