@@ -42,6 +42,7 @@ Workarounds:
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -206,21 +207,9 @@ ADAPTER = Adapter(
     drop_last=False,  # trainloader: shuffle=True, no drop_last
 )
 
+# Mode 1 trains with the true class's caption; the variants differ only in what evaluation feeds it.
+_MODE1 = replace(ADAPTER, build=partial(build, mode=1), train_loss=label_caption_loss)
 VARIANTS = {
-    "label-caption": Adapter(
-        build=partial(build, mode=1),
-        train_transform=train_transform,
-        eval_transform=imagenet_eval,
-        train_loss=label_caption_loss,
-        eval_forward_given_labels=label_caption_forward,
-        drop_last=False,
-    ),
-    "every-caption": Adapter(
-        build=partial(build, mode=1),
-        train_transform=train_transform,
-        eval_transform=imagenet_eval,
-        train_loss=label_caption_loss,
-        eval_forward=every_caption_forward,
-        drop_last=False,
-    ),
+    "label-caption": replace(_MODE1, eval_forward_given_labels=label_caption_forward),
+    "every-caption": replace(_MODE1, eval_forward=every_caption_forward),
 }
