@@ -162,6 +162,11 @@ def run(
         help="host: each sample through the adapter's own augmentation (the reference). device: the batch at once on "
         "the run's device, where an exact batched form exists (DAN, DDAMFN, GSDNet, CLIVP-FER); same distribution, other draws.",
     ),
+    checkpoint_interval: Optional[float] = typer.Option(
+        None, "--checkpoint-interval", min=0, metavar="SECONDS",
+        help="Save a resumable epoch checkpoint once this long has passed since the last one (0: after every epoch; "
+        "default: defaults.checkpoint_interval, 60). A killed run resumes from it with the same result.",
+    ),
 ) -> None:
     """Train and evaluate models on datasets, every fold of a fold protocol × R seeds, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
@@ -185,7 +190,7 @@ def run(
         folds=folds, selection=selection,
         # Slurm tasks choose their own default from the CPUs of the node they land on.
         loader_workers=loader_workers if loader_workers is not None or launcher != "local" else default_workers(jobs),
-        augment_on=augment_on,
+        augment_on=augment_on, checkpoint_interval=checkpoint_interval,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
     if skipped:

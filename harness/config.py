@@ -214,6 +214,8 @@ class Defaults(_Record):
     selection: Literal["val_accuracy", "val_balanced_accuracy", "val_loss"] = "val_balanced_accuracy"
     save_model: bool = False
     """Keep each run's selected weights as model.safetensors (`ferbench run --save-model`)."""
+    checkpoint_interval: float = Field(default=60, ge=0)
+    """Seconds between epoch checkpoints (`ferbench run --checkpoint-interval`); 0: after every epoch."""
 
 
 REPORT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")

@@ -218,8 +218,13 @@ def train(
     loader_workers: int = 0,
     augment_on: str = "host",
     on_progress: Callable[[dict], None] | None = None,
+    checkpoint_interval: float = 0.0,
+    keep_last_checkpoint: bool = False,
 ) -> LoopResult:
-    """Train for the recipe's epochs; with `checkpoint`, save after every epoch and continue from it.
+    """Train for the recipe's epochs; with `checkpoint`, continue from it and save after an epoch once
+    `checkpoint_interval` seconds have passed since the last save (0: after every epoch): a resume is exact from
+    any epoch, and short epochs should not spend their time writing model and optimizer state.
+    `keep_last_checkpoint` always saves the last epoch (a stage whose result a later stage starts from).
 
     `loader_workers` processes prepare training batches ahead (harness.run.prefetch; 0: inline, same
     numbers); `augment_on="device"` augments uint8 batches on the device instead (harness.run.device_augment).
@@ -250,6 +255,7 @@ def train(
         first = saved["epoch"] + 1
         on_resume(saved["epoch"])
     loader = Loader(data["train"], train_tf, device, loader_workers)
+    last_saved = time.monotonic()
     for epoch in range(first, recipe.epochs + 1):
         if result.stopped_early is not None:
             break
@@ -299,7 +305,9 @@ def train(
             best_val_loss, stale = (val.loss, 0) if val.loss < best_val_loss else (best_val_loss, stale + 1)
             if stale >= recipe.patience:
                 result.stopped_early = epoch
-        if checkpoint is not None:
+        last = epoch == recipe.epochs or result.stopped_early is not None
+        if checkpoint is not None and (time.monotonic() - last_saved >= checkpoint_interval or last and keep_last_checkpoint):
             bookkeeping = dict(vars(result), best_val=best_val, best_val_loss=best_val_loss, stale=stale)
             checkpoints.save(checkpoint, checkpoints.capture(epoch, model, criterion, optimizer, scheduler, generator, bookkeeping, trainer.scaler))
+            last_saved = time.monotonic()
     return result

@@ -40,6 +40,8 @@ class Job:
     """Prefetch processes (None: chosen from the CPUs); not part of the run id: the numbers do not depend on it."""
     augment_on: str = "host"
     """host (per sample, the reference) or device (batched, where exact); recorded in config.json."""
+    checkpoint_interval: float = 0.0
+    """Seconds between epoch checkpoints; not part of the run id: a resume from any epoch ends the same."""
 
     def to_dict(self) -> dict:
         return dict(
@@ -60,6 +62,7 @@ class Job:
             fold_count=self.fold_count,
             loader_workers=self.loader_workers,
             augment_on=self.augment_on,
+            checkpoint_interval=self.checkpoint_interval,
         )
 
     @classmethod
@@ -71,7 +74,8 @@ class Job:
                    repeats=data["repeats"], allow_modified_upstream=data.get("allow_modified_upstream", False),
                    save_model=data.get("save_model", False),
                    fold_count=data.get("fold_count", 1),
-                   loader_workers=data.get("loader_workers"), augment_on=data.get("augment_on", "host"), **paths)
+                   loader_workers=data.get("loader_workers"), augment_on=data.get("augment_on", "host"),
+                   checkpoint_interval=data.get("checkpoint_interval", 0.0), **paths)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class Request:
     training split for the recipe's epochs and keep the last."""
     loader_workers: int | None = None
     augment_on: str = "host"
+    checkpoint_interval: float | None = None
+    """Seconds between epoch checkpoints (default `defaults.checkpoint_interval`)."""
 
 
 SELECTIONS = ("val", "final")
@@ -216,6 +222,8 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 fold_count=len(folds),
                 loader_workers=request.loader_workers,
                 augment_on=request.augment_on,
+                checkpoint_interval=(cfg.defaults.checkpoint_interval if request.checkpoint_interval is None
+                                     else request.checkpoint_interval),
             )
         )
     return jobs

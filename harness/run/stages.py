@@ -53,7 +53,8 @@ def train_stages(
         on_stage(name, stage_recipe)
         outcome = run_loop(
             model, stage_adapter, recipe=stage_recipe, ctx=ctx, keep_selected=keep_selected or position < len(chain) - 1,
-            checkpoint=checkpoint_dir / f"{name}.pt" if checkpoint_dir else None, **loop_args,
+            checkpoint=checkpoint_dir / f"{name}.pt" if checkpoint_dir else None,
+            keep_last_checkpoint=position < len(chain) - 1, **loop_args,
         )
         summaries[name] = stage_summary(outcome)
     return model, outcome, (summaries if len(chain) > 1 else {})

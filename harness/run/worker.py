@@ -182,6 +182,7 @@ def run(job: dict) -> None:
         on_epoch=lambda record: emit("epoch", **record),
         on_resume=lambda epoch: (emit("resumed", epoch=epoch), print(f"resuming after epoch {epoch} from its checkpoint", file=sys.stderr)),
         loader_workers=_loader_workers(job), augment_on=job.get("augment_on", "host"),
+        checkpoint_interval=job.get("checkpoint_interval", 0.0),
         on_progress=lambda progress: emit("step", **progress),
     )
 

@@ -130,6 +130,37 @@ def test_a_run_resumed_from_its_epoch_checkpoint_ends_as_an_uninterrupted_one(tm
     assert np.array_equal(again.selected.probabilities, whole.selected.probabilities)
 
 
+
+def test_epoch_checkpoints_wait_for_their_interval(tmp_path, monkeypatch):
+    """Short epochs do not each write model and optimizer state: a save waits for --checkpoint-interval."""
+    from harness.run import checkpoint as checkpoints
+
+    saved = []
+    monkeypatch.setattr(checkpoints, "save", lambda path, state: saved.append(state["epoch"]))
+    fit = lambda interval, **kw: train(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 3)), Adapter(build=tiny, train_transform=to_float,
+        eval_transform=to_float), DATA, recipe(epochs=3), "val_balanced_accuracy", torch.device("cpu"), CTX, seed=0,
+        checkpoint=tmp_path / "train.pt", checkpoint_interval=interval, **kw)
+    fit(0)
+    assert saved == [1, 2, 3]
+    saved.clear()
+    fit(3600)
+    assert saved == []
+    fit(3600, keep_last_checkpoint=True)
+    assert saved == [3]
+
+
+def test_a_stage_that_a_later_stage_starts_from_keeps_its_last_checkpoint(tmp_path):
+    """Resuming a two-stage run after stage one never retrains stage one, whatever the interval."""
+    from adapters.contract import Stage
+    from harness.run.stages import train_stages
+
+    second = Adapter(build=lambda ctx: ctx.previous, train_transform=to_float, eval_transform=to_float)
+    two = Adapter(build=tiny, train_transform=to_float, eval_transform=to_float, stage="first", stages=(Stage("second", second),))
+    train_stages(two, CTX, recipe(epochs=2), {"second": recipe(epochs=1).model_dump()}, checkpoint_dir=tmp_path,
+                 checkpoint_interval=3600, data=DATA, selection="val_balanced_accuracy", device=torch.device("cpu"), seed=0)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["first.pt"]
+
 # --- planning a grid ------------------------------------------------------------------------------
 
 GRID_TOML = TINY_TOML + """
@@ -228,7 +259,7 @@ def test_submitit_local_executor_runs_a_grid_then_status_reports_it(workspace):
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(workspace):
-    args = ("--model", "baseline", "--repeats", "1", "--epochs", "3")
+    args = ("--model", "baseline", "--repeats", "1", "--epochs", "3", "--checkpoint-interval", "0")
     reference = _run(workspace, *args, results="reference")
     assert reference.returncode == 0, reference.stderr
     env = child_env()
