@@ -17,10 +17,12 @@ demo: install
 	$(VENV)/bin/ferbench demo
 
 # Adapter tests drive the real upstream code: fetch it first (GitHub, or your git insteadOf mirrors);
-# when that is impossible the tests that need it skip and say why.
+# when that is impossible the tests that need it skip and say why. Two pytest-xdist workers, a test file each at a
+# time (module fixtures stay shared): many tests wait on worker subprocesses, so two cores finish the suite in
+# 14 min instead of 20 (docs/benchmarks.md).
 test: install
 	$(VENV)/bin/ferbench fetch || echo "ferbench fetch failed: tests that need vendor/ will skip"
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
 
 # The documentation site (docs/, mkdocs.yml); --strict turns every broken link or anchor into a failure.
 docs: install
