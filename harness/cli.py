@@ -160,7 +160,8 @@ def run(
     augment_on: str = typer.Option(
         "host", "--augment-on", metavar="host|device",
         help="host: each sample through the adapter's own augmentation (the reference). device: the batch at once on "
-        "the run's device, where an exact batched form exists (DAN, DDAMFN, GSDNet, CLIVP-FER); same distribution, other draws.",
+        "the run's device, where an exact batched form exists (DAN, DDAMFN, GSDNet, CLIVP-FER); same distribution, other draws, "
+        "so its own run ids and report column.",
     ),
     checkpoint_interval: Optional[float] = typer.Option(
         None, "--checkpoint-interval", min=0, metavar="SECONDS",

@@ -30,12 +30,13 @@ def _dataset_label(config: dict) -> str:
 
 
 def _model_label(config: dict, result: dict | None = None) -> str:
-    """Runs under a shared recipe (`--recipe unified`) or `--selection final` are a column of their own, e.g.
-    `dan (unified)`, `dan (final)`, `dan (unified, final)`. A model's display name from benchmark.toml, recorded
+    """Runs under a shared recipe (`--recipe unified`), `--selection final` or `--augment-on device` are a column
+    of their own, e.g. `dan (unified)`, `dan (final)`, `dan (unified, final, device augment)`. A model's display name from benchmark.toml, recorded
     in result.json, replaces its key (`clivpfer (label caption)`)."""
     recipe = config["recipe"].get("name", "upstream")
     name = (result or {}).get("display") or config["model"]
-    tags = [tag for tag in (recipe if recipe != "upstream" else "", "final" if config.get("selection") == "final" else "") if tag]
+    tags = [tag for tag in (recipe if recipe != "upstream" else "", "final" if config.get("selection") == "final" else "",
+                            "device augment" if config.get("augment_on") == "device" else "") if tag]
     return f"{name} ({', '.join(tags)})" if tags else name
 
 

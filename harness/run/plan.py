@@ -38,8 +38,6 @@ class Job:
     """Folds of the split file: a report cell of a fold protocol is complete only with every fold."""
     loader_workers: int | None = None
     """Prefetch processes (None: chosen from the CPUs); not part of the run id: the numbers do not depend on it."""
-    augment_on: str = "host"
-    """host (per sample, the reference) or device (batched, where exact); recorded in config.json."""
     checkpoint_interval: float = 0.0
     """Seconds between epoch checkpoints; not part of the run id: a resume from any epoch ends the same."""
 
@@ -61,7 +59,6 @@ class Job:
             save_model=self.save_model,
             fold_count=self.fold_count,
             loader_workers=self.loader_workers,
-            augment_on=self.augment_on,
             checkpoint_interval=self.checkpoint_interval,
         )
 
@@ -74,8 +71,7 @@ class Job:
                    repeats=data["repeats"], allow_modified_upstream=data.get("allow_modified_upstream", False),
                    save_model=data.get("save_model", False),
                    fold_count=data.get("fold_count", 1),
-                   loader_workers=data.get("loader_workers"), augment_on=data.get("augment_on", "host"),
-                   checkpoint_interval=data.get("checkpoint_interval", 0.0), **paths)
+                   loader_workers=data.get("loader_workers"), checkpoint_interval=data.get("checkpoint_interval", 0.0), **paths)
 
 
 @dataclass(frozen=True)
@@ -202,6 +198,7 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
             upstream_commit=upstream.commit if upstream else None,
             stages=stages,
             upstream_diff=tree.diff_sha256 if tree is not None and tree.dirty else None,
+            augment_on=request.augment_on,
         )
         jobs.append(
             Job(
@@ -221,7 +218,6 @@ def plan(cfg: Config, paths: Paths, request: Request) -> list[Job]:
                 save_model=cfg.defaults.save_model if request.save_model is None else request.save_model,
                 fold_count=len(folds),
                 loader_workers=request.loader_workers,
-                augment_on=request.augment_on,
                 checkpoint_interval=(cfg.defaults.checkpoint_interval if request.checkpoint_interval is None
                                      else request.checkpoint_interval),
             )

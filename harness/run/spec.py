@@ -33,13 +33,19 @@ class RunSpec:
     """Recipes of later training stages by name (empty for single-stage models)."""
     upstream_diff: str | None = None
     """sha256 of a modified upstream tree's changes (`--allow-modified-upstream`); None for the pinned code."""
+    augment_on: str = "host"
+    """`device` (`--augment-on device`) draws other random augmentations than the per-sample reference, so its
+    runs are runs of their own."""
 
     @property
     def run_id(self) -> str:
         """sha256 of the canonical JSON of the spec: equal specs give equal ids in any process."""
         fields = asdict(self)
-        if fields["upstream_diff"] is None:  # the pinned code: ids stay those of stores written before this field
+        # the defaults of fields added later leave the ids of stores written before them unchanged
+        if fields["upstream_diff"] is None:
             del fields["upstream_diff"]
+        if fields["augment_on"] == "host":
+            del fields["augment_on"]
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -181,7 +181,7 @@ def run(job: dict) -> None:
         data=data, selection=spec.selection, device=device, seed=spec.seed,
         on_epoch=lambda record: emit("epoch", **record),
         on_resume=lambda epoch: (emit("resumed", epoch=epoch), print(f"resuming after epoch {epoch} from its checkpoint", file=sys.stderr)),
-        loader_workers=_loader_workers(job), augment_on=job.get("augment_on", "host"),
+        loader_workers=_loader_workers(job), augment_on=spec.augment_on,
         checkpoint_interval=job.get("checkpoint_interval", 0.0),
         on_progress=lambda progress: emit("step", **progress),
     )
@@ -229,8 +229,7 @@ def run(job: dict) -> None:
         image_cache=str(cache_path),
     )
     write_json_atomic(run_dir / "config.json", dict(spec.to_dict(), repeats=job["repeats"], device=job["device"],
-                                                     fold_count=job.get("fold_count", 1),
-                                                     augment_on=job.get("augment_on", "host")))
+                                                     fold_count=job.get("fold_count", 1)))
     write_text_atomic(
         run_dir / "predictions.csv",
         _predictions_csv(test_rows["path"].tolist(), data["test"].labels.tolist(), outcome.selected.probabilities, spec.classes),

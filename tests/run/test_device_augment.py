@@ -101,3 +101,21 @@ def test_clivpfer_flip_and_rotation_are_the_always_applied_special_case(images):
                      IMAGENET_MEAN, IMAGENET_STD)
         for image, f, a in zip(images, params.flip, params.angle)])
     assert torch.allclose(da.apply(form, images, params), expected, atol=1e-6)
+
+
+def test_device_augmented_runs_are_planned_apart_from_host_ones(workspace):
+    """Other random draws are other runs: a complete host run never stands in for a device-augmented one."""
+    import os
+    from pathlib import Path
+
+    from harness.config import load
+    from harness.paths import Paths
+    from harness.run.plan import Request, grid
+
+    paths = Paths(data_root=Path(os.environ["FERBENCH_DATA_ROOT"]), results=workspace / "results",
+                  vendor=workspace / "vendor", weights=workspace / "weights")
+    cfg = load(workspace / "benchmark.toml")
+    host, device = (grid(cfg, paths, Request(repeats=1, augment_on=on), ["baseline"], ["synthetic"])[0][0]
+                    for on in ("host", "device"))
+    assert (host.spec.augment_on, device.spec.augment_on) == ("host", "device")
+    assert host.spec.seed == device.spec.seed and host.spec.run_id != device.spec.run_id

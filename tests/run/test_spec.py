@@ -1,4 +1,5 @@
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -32,9 +33,26 @@ def test_run_id_is_stable_across_processes():
 def test_run_id_ignores_key_order_but_not_values():
     reordered = dataclasses.replace(SPEC, recipe={"optimizer": "adam", "lr": 0.001, "epochs": 1})
     assert reordered.run_id == SPEC.run_id
-    for change in ({"seed": 2}, {"recipe": {**SPEC.recipe, "epochs": 2}}, {"upstream_commit": "f" * 40}, {"splits": "official-val0.1-fedcba9876543210"}, {"aligned": "aligned_112-0123456789abcdef"}):
+    for change in ({"seed": 2}, {"recipe": {**SPEC.recipe, "epochs": 2}}, {"upstream_commit": "f" * 40}, {"splits": "official-val0.1-fedcba9876543210"}, {"aligned": "aligned_112-0123456789abcdef"},
+                   {"augment_on": "device"}, {"upstream_diff": "d" * 64}):
         assert dataclasses.replace(SPEC, **change).run_id != SPEC.run_id
 
 
 def test_round_trip():
     assert RunSpec.from_dict(SPEC.to_dict()) == SPEC
+
+
+def test_fields_added_later_keep_the_ids_of_older_stores_at_their_defaults():
+    """A store written before `upstream_diff` and `augment_on` existed keeps its run ids."""
+    older = {k: v for k, v in dataclasses.asdict(SPEC).items() if k not in ("upstream_diff", "augment_on")}
+    canonical = json.dumps(older, sort_keys=True, separators=(",", ":"))
+    assert SPEC.run_id == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def test_device_augmented_runs_are_a_report_column_of_their_own():
+    from harness.report.aggregate import _model_label
+
+    config = dataclasses.asdict(SPEC)
+    assert _model_label(config) == "baseline"
+    assert _model_label(dict(config, augment_on="device")) == "baseline (device augment)"
+    assert _model_label(dict(config, augment_on="device", selection="final")) == "baseline (final, device augment)"
