@@ -21,7 +21,7 @@ import pandas as pd
 from harness.evaluate.record import records
 from harness.report.aggregate import PAIR
 from harness.report.metrics import METRICS
-from harness.report.render import MARK_TITLES, MARKS, format_cell
+from harness.report.render import MARK_TITLES, MARKS, format_cell, tex, tex_counts, tex_label, tex_mark, tex_number
 from harness.report.significance import paired_p
 
 METRIC_TITLES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"}
@@ -211,6 +211,68 @@ def released_markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def cross_latex(tables: list[CrossTable]) -> str:
+    """One booktabs table per metric, captioned like the in-dataset tables."""
+    out = []
+    for table in tables:
+        out += ["", "\\begin{table}[htbp]", "\\centering",
+                f"\\caption{{Cross-dataset {tex(METRIC_TITLES.get(table.metric, table.metric))}: trained on the source, "
+                "tested on each target over the classes both share; mean $\\pm$ sample standard deviation over the "
+                "source runs' saved models; (k/N): k of N requested repeats. Bold: best model from the same source on "
+                "that target; $^{\\dagger}$: not significantly different from it, $^{\\ddagger}$: not tested.}",
+                f"\\label{{{tex_label('cross-dataset', table.metric)}}}",
+                "\\begin{tabular}{ll" + "c" * len(table.targets) + "}", "\\toprule",
+                "Model & Source & " + " & ".join(tex(t) for t in table.targets) + " \\\\", "\\midrule"]
+        for model, source, cells, _ in table.rows:
+            out.append(f"{tex(model)} & {tex(source)} & " + " & ".join(
+                "--" if c is None else tex_number(c.mean, c.std, c.n, c.best) + tex_counts(c.n, c.requested) + tex_mark(c.mark)
+                for c in cells) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    if tables:
+        out += [f"% Scored classes: {m} from {s} -> {note}" for m, s, _, note in tables[0].rows]
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def released_latex(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    out = ["", "\\begin{table}[htbp]", "\\centering",
+           "\\caption{Released checkpoints: accuracy in the paper, ferbench's trained mean (n runs) and the checkpoint "
+           "evaluated by ferbench on the same dataset.}", f"\\label{{{tex_label('released-checkpoints')}}}",
+           "\\begin{tabular}{llccc}", "\\toprule",
+           "Model & Dataset & Paper & ferbench trained & Released checkpoint \\\\", "\\midrule"]
+    for r in rows:
+        paper = f"${r['paper']:.4f}$" if r["paper"] is not None else "--"
+        trained = f"${r['trained'][0]:.4f}$ ($n{{=}}{r['trained'][1]}$)" if r["trained"] else "--"
+        out.append(f"{tex(r['model'])} & {tex(r['dataset'])} & {paper} & {trained} & ${r['released']:.4f}$ \\\\")
+    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    out += [f"% {r['model']} ({r['trained_on']}) on {r['dataset']}: {r['file']}; class mapping {r['mapping']}" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def csv_rows(tables: list[CrossTable], released: list[dict]) -> pd.DataFrame:
+    """Rows to append to the tidy CSV: `protocol` cross-dataset (dataset = target, `source` = training dataset)
+    and released-checkpoint (the checkpoint's own accuracy, the paper's and ferbench's trained mean)."""
+    rows: dict[tuple, dict] = {}
+    for table in tables:
+        for model, source, cells, _ in table.rows:
+            for target, cell in zip(table.targets, cells):
+                if cell is None:
+                    continue
+                row = rows.setdefault((model, source, target), dict(
+                    protocol="cross-dataset", dataset=target, model=model, source=source, n=cell.n,
+                    requested=cell.requested, complete=cell.n >= cell.requested))
+                row.update({f"{table.metric}_mean": cell.mean, f"{table.metric}_std": cell.std,
+                            f"{table.metric}_best": cell.best, f"{table.metric}_mark": cell.mark})
+    out = list(rows.values()) + [
+        dict(protocol="released-checkpoint", dataset=r["dataset"], model=r["model"], source=r["trained_on"], n=1,
+             requested=1, complete=True, accuracy_mean=r["released"], checkpoint=r["file"], samples=r["samples"],
+             paper_accuracy=r["paper"], trained_accuracy_mean=r["trained"][0] if r["trained"] else math.nan,
+             trained_runs=r["trained"][1] if r["trained"] else 0)
+        for r in released]
+    return pd.DataFrame(out)
+
+
 def as_html(markdown_text: str, pngs: list[bytes]) -> str:
     """The sections as a plain HTML fragment (tables from the markdown) plus inline heatmaps."""
     import base64
@@ -251,17 +313,23 @@ def has_records(results: Path) -> bool:
 
 def with_sections(text: str, fmt: str, results: Path, runs: pd.DataFrame | None, published, options, models, datasets,
                   plots: Path | None) -> str:
-    """`text` (the rendered report, or "" for a store without runs) with the evaluation sections added: markdown
-    and HTML get the tables (HTML with inline heatmaps), `--plots` the heatmap PNGs; csv and latex are unchanged."""
+    """`text` (the rendered report, or "" for a store without runs) with the evaluation sections added in every
+    format: markdown and LaTeX tables, HTML tables with inline heatmaps, CSV rows; `--plots` the heatmap PNGs."""
     wanted = dict(models=tuple(n for v in models for n in v.split(",")), datasets=tuple(n for v in datasets for n in v.split(",")))
     found = load(results)
     per_run = tuple(m for m in options.metrics if m in METRICS)  # pooled_accuracy exists only per report cell
     cross = cross_tables(found, per_run, runs, **wanted, test=options.test, alpha=options.alpha)
-    extra = cross_markdown(cross) + released_markdown(released_rows(found, runs, published, **wanted))
+    released = released_rows(found, runs, published, **wanted)
+    extra = cross_markdown(cross) + released_markdown(released)
     if plots and cross:
         write_heatmaps(cross, plots)
     if not extra:
         return text
+    if fmt == "latex":
+        return text + cross_latex(cross) + released_latex(released)
+    if fmt == "csv":
+        before = pd.read_csv(io.StringIO(text), keep_default_na=False) if text else pd.DataFrame()
+        return pd.concat([before, csv_rows(cross, released)], ignore_index=True).to_csv(index=False, float_format="%.6f")
     if fmt == "html":
         fragment = as_html(extra, [heatmap(table) for table in cross])
         if "</body>" in text:

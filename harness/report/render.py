@@ -120,10 +120,16 @@ def tex_cell(cell: Cell | None) -> str:
     text = tex_number(cell.mean, cell.std, cell.n, cell.best)
     if not math.isnan(cell.ci):
         text += f" {{\\scriptsize [{max(cell.mean - cell.ci, 0):.3f}, {min(cell.mean + cell.ci, 1):.3f}]}}"
-    text += counts(cell.n, cell.requested, **_more(cell)).replace("n=1", "$n{=}1$")
-    if cell.mark:
-        text += "\\textsuperscript{\\dag}" if cell.mark == "ns" else "\\textsuperscript{\\ddag}"
-    return text
+    return text + tex_counts(cell.n, cell.requested, **_more(cell)) + tex_mark(cell.mark)
+
+
+def tex_counts(n: int, requested: int, **more) -> str:
+    return counts(n, requested, **more).replace("n=1", "$n{=}1$")
+
+
+def tex_mark(mark: str) -> str:
+    """† / ‡ of MARKS in LaTeX."""
+    return {"ns": "\\textsuperscript{\\dag}", "untested": "\\textsuperscript{\\ddag}"}.get(mark, "")
 
 
 def tex_ours(ours) -> str:

@@ -83,3 +83,40 @@ def test_report_of_a_store_with_only_evaluations(tmp_path, monkeypatch):
     assert "| dan | rafdb | 0.8970 | – | 0.8973 | rafdb_epoch21.pth |" in result.output
     html = CliRunner().invoke(app, ["--results-dir", str(tmp_path / "results"), "report", "--format", "html"])
     assert html.output.startswith("<!doctype html>") and "<td>0.8973</td>" in html.output
+
+
+def test_latex_and_csv_carry_the_cross_dataset_and_released_tables(tmp_path):
+    """No format drops the evaluation sections: LaTeX gets booktabs tables, CSV gets rows of their own."""
+    import io
+
+    for seed, value in enumerate([0.70, 0.72, 0.74]):
+        store.write(tmp_path, cross_record("dan", f"dan{seed}", "ckplus", value, seed), "path\n")
+    store.write(tmp_path, cross_record("dan", "dan0", "sfew", 0.40, 0), "path\n")
+    store.write(tmp_path, dict(
+        id="abc", kind="checkpoint", model="dan", trained_on="rafdb", dataset="rafdb", path="/x/rafdb_epoch21.pth",
+        format="dan", split={"name": "test", "protocol": "official", "fold": 0}, samples=3068, excluded={},
+        classes=["neutral"], accuracy=0.8973, balanced_accuracy=0.8, class_mapping="reordered"), "path\n")
+    paper = Published(model="dan", dataset="rafdb", metric="accuracy", protocol="official", selection="best test epoch",
+                      value=0.897, source="README")
+    options = type("Options", (), dict(metrics=("accuracy", "balanced_accuracy"), test="ttest", alpha=0.05))
+    section = lambda fmt, text="": evaluations.with_sections(text, fmt, tmp_path, runs_frame(["dan"]), (paper,),
+                                                              options, [], [], None)
+    latex = section("latex", "% in-dataset tables\n")
+    assert latex.startswith("% in-dataset tables\n") and latex.count("\\begin{tabular}{llcc}") == 2
+    assert "dan & rafdb & $0.720 \\pm 0.020$ & $0.400$ (1/3) \\\\" in latex
+    assert "dan & rafdb & $0.8970$ & $0.8000$ ($n{=}3$) & $0.8973$ \\\\" in latex
+    assert "\\label{tab:ferbench-cross-dataset-balanced-accuracy}" in latex
+
+    in_dataset = "protocol,dataset,model,n,requested,complete,accuracy_mean\nofficial,rafdb,dan,3,3,True,0.800000\n"
+    table = pd.read_csv(io.StringIO(section("csv", in_dataset)))
+    assert list(table["protocol"]) == ["official", "cross-dataset", "cross-dataset", "released-checkpoint"]
+    ckplus = table[table["dataset"] == "ckplus"].iloc[0]
+    assert (ckplus["source"], ckplus["n"], ckplus["requested"]) == ("rafdb", 3, 3)
+    assert abs(ckplus["accuracy_mean"] - 0.72) < 1e-6 and abs(ckplus["balanced_accuracy_mean"] - 0.67) < 1e-6
+    sfew = table[table["dataset"] == "sfew"].iloc[0]
+    assert not sfew["complete"] and sfew["n"] == 1
+    released = table[table["protocol"] == "released-checkpoint"].iloc[0]
+    assert (released["checkpoint"], released["accuracy_mean"], released["paper_accuracy"]) == ("rafdb_epoch21.pth", 0.8973, 0.897)
+    assert released["trained_runs"] == 3
+    only = pd.read_csv(io.StringIO(section("csv")))
+    assert len(only) == 3 and "official" not in set(only["protocol"])
