@@ -277,7 +277,11 @@ class Checkpoint(_Record):
     """Canonical class names, in the order of the checkpoint's outputs."""
     source: str = Field(min_length=1)
     """Where the order and the format come from (upstream file and line)."""
+    input_size: int | None = Field(default=None, ge=8)
+    """The side the training script resized images to, where it is not the model's `input_size` (FER-crossval's
+    SFEW and POSTER++ scripts): evaluation resizes to it. None: the model's."""
     note: str = ""
+    """Shown by `ferbench evaluate` and kept in its record: what a user of this checkpoint must know."""
 
 
 class SlurmLauncher(_Record):

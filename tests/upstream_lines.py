@@ -124,38 +124,56 @@ class _Paths(ast.NodeTransformer):
         return ast.copy_location(ast.Constant(str(target)), node)
 
 
-def split_program(script: Path, root: Path, produced=("train_indices", "val_indices", "test_indices")) -> ast.Module:
+def split_program(script: Path, root: Path, produced=("train_indices", "val_indices", "test_indices"),
+                  first_only: bool = False) -> ast.Module:
     """A module whose `__splits__()` runs the script's split lines on the dataset under `root` and returns
-    [(train, val, test)] per iteration, in the script's own order."""
+    [(train, val, test)] per iteration, in the script's own order. Other `produced` names are sliced the same
+    way, whether the iteration loop assigns them (`train_loader`) or the lines before it (DAN's `num_classes`);
+    `first_only` stops after the first iteration."""
     tree = ast.parse(script.read_text(), filename=str(script))
     function = _function_with(tree, "ShuffleSplit")
     body = function.body if function else [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.ClassDef))]
     loop = next(s for s in body if isinstance(s, ast.For) and "splits" in _loads(s))
-    loop_body, _ = backward_slice(_inline(loop.body, tree, set(produced[:2])), set(produced))
-    record = ast.parse(f"__record__.append(({', '.join(produced)}))").body[0]
-    new_loop = ast.For(target=loop.target, iter=loop.iter, body=[*loop_body, record], orelse=[])
-    need = (_loads(loop.iter) | set().union(*map(_loads, loop_body))) - _stores(loop.target)
+    before = set().union(*map(_stores, body[: body.index(loop)]))  # names the loop need not produce
+    loop_body, _ = backward_slice(_inline(loop.body, tree, set(produced[:2]) - before), set(produced))
+    record = ast.parse(f"__record__.append(({', '.join(produced)},))").body[0]
+    stop = [ast.Break()] if first_only else []
+    new_loop = ast.For(target=loop.target, iter=loop.iter, body=[*loop_body, record, *stop], orelse=[])
+    assigned = set().union(*map(_stores, loop_body))
+    need = (_loads(loop.iter) | set().union(*map(_loads, loop_body)) | set(produced) - assigned) - _stores(loop.target)
     pre, need = backward_slice(body[: body.index(loop)], need)
     need = (need | set().union(*map(_loads, pre))) - set().union(*map(_stores, pre)) - BUILTINS
     module_level = [s for s in tree.body if s is not function and not isinstance(s, ast.If)]
-    globals_, _ = backward_slice(module_level, need)
+    defined = {s.name for s in module_level if isinstance(s, (ast.FunctionDef, ast.ClassDef))}
+    while True:  # a definition may use a function defined below it (POSTER's Dataset and flip_image)
+        globals_, left = backward_slice(module_level, need)
+        if not left & defined - need:
+            break
+        need |= left & defined
     runner = ast.parse("def __splits__():\n    __record__ = []\n    return __record__").body[0]
     runner.body[1:1] = [*pre, new_loop]
     program = ast.Module(body=[*copy.deepcopy(globals_), copy.deepcopy(runner)], type_ignores=[])
     return ast.fix_missing_locations(_Paths(root).visit(program))
 
 
-def run_splits(script: Path, root: Path) -> list[tuple]:
-    """Execute the script's split lines (argparse at its defaults, `--iterations 10`) on the dataset at `root`."""
-    program = split_program(script, root)
+def run_splits(script: Path, root: Path, produced=("train_indices", "val_indices", "test_indices"),
+               first_only: bool = False) -> list[tuple]:
+    """Execute the script's split lines (argparse at its defaults, `--iterations 10`) on the dataset at `root`.
+    The script's folder is importable meanwhile (Ada-DF's `auto_augment`), and forgotten afterwards."""
+    program = split_program(script, root, produced, first_only)
     namespace = {"__name__": f"upstream_lines:{script.name}"}
-    argv = sys.argv
+    argv, folder, modules = sys.argv, str(script.parent), set(sys.modules)
     sys.argv = [str(script), "--iterations", str(ITERATIONS)]
+    sys.path.insert(0, folder)
     try:
         exec(compile(program, str(script), "exec"), namespace)
         return namespace["__splits__"]()
     finally:
         sys.argv = argv
+        sys.path.remove(folder)
+        for name in set(sys.modules) - modules:
+            if (getattr(sys.modules[name], "__file__", None) or "").startswith(folder):
+                del sys.modules[name]
 
 
 def source_of(program: ast.Module) -> str:

@@ -50,6 +50,8 @@ def evaluate_command(cfg: Config, paths: Paths, out: Console, err: Console, *, m
     out.print(f"classes: {record['class_mapping']}", markup=False, highlight=False, soft_wrap=True)
     for name, count in record["excluded"].items():
         out.print(f"not scored: {count} sample(s) of {name}", markup=False, highlight=False)
+    if record.get("note"):
+        out.print(f"note on this checkpoint: {record['note']}", markup=False, highlight=False, soft_wrap=True)
     where = paths.results / "evaluations" / dataset / record["id"]
     out.print(f"{'stored' if fresh else 'already stored'}: {where}", markup=False, highlight=False, soft_wrap=True)
     return record

@@ -110,10 +110,13 @@ def checkpoint_weights(cfg: Config, model: str, path: Path, trained_on: str | No
     model_cfg = cfg.model(model)
     state = formats.read(path, formats.get(entry.format))
     recipe = model_cfg.stages[list(model_cfg.stages)[-1]] if model_cfg.stages else model_cfg.recipe
+    info = dict(path=str(path.resolve()), format=entry.format, source=entry.source)
+    if entry.note:
+        info["note"] = entry.note
     return Weights(
-        model=model, state=state, classes=entry.classes, sha256=sha256_of(path), input_size=model_cfg.input_size,
-        eval_batch_size=recipe.batch_size * 2, kind="checkpoint", trained_on=entry.trained_on,
-        info=dict(path=str(path.resolve()), format=entry.format, source=entry.source),
+        model=model, state=state, classes=entry.classes, sha256=sha256_of(path),
+        input_size=entry.input_size or model_cfg.input_size, eval_batch_size=recipe.batch_size * 2,
+        kind="checkpoint", trained_on=entry.trained_on, info=info,
     )
 
 
@@ -249,7 +252,7 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
         samples=len(kept), excluded=excluded, test_label_input=leaks, class_map=mapping.to_dict(), class_mapping=mapping.describe(),
         classes=list(mapping.shared), loss=result.loss, **result.metrics,
         eval_transform=f"{adapter.eval_transform.__module__}.{adapter.eval_transform.__qualname__}",
-        eval_batch_size=weights.eval_batch_size, device=str(torch_device),
+        input_size=weights.input_size, eval_batch_size=weights.eval_batch_size, device=str(torch_device),
         upstream=upstream.name if upstream else None, upstream_commit=upstream.commit if upstream else None,
         created=datetime.now(timezone.utc).isoformat(),
     )

@@ -5,8 +5,10 @@ evaluate-and-predict.md shows them all. Files load with `torch.load(weights_only
 harness.weights.load_state: no code from the file runs. Two formats pickle a training-log object beside the
 weights (POSTER++'s and DFER-CLIP's `RecorderMeter`, defined in their `main.py`, so saved as
 `__main__.RecorderMeter`); for those the weights-only loader is allowed to rebuild that one name as an inert
-record (`Recorded`) and the numpy arrays it holds, nothing else. A `module.` prefix from `nn.DataParallel` is
-removed. Importing this module does not import torch (benchmark.toml validation lists FORMATS).
+record (`Recorded`) and the numpy arrays it holds, nothing else. FER-crossval's files may hold plain numpy
+values beside the weights (LNSUNet's `best_val_balanced_acc`, a numpy float from scikit-learn; Ada-DF's RAF-DB
+`test_indices` array): numpy arrays and scalars, and nothing else, are allowed there. A `module.` prefix from
+`nn.DataParallel` is removed. Importing this module does not import torch (benchmark.toml validation lists FORMATS).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Format:
     """Keys that hold the model's state dict, tried in order; () for a bare state dict."""
     recorders: tuple[str, ...] = ()
     """`__main__` classes pickled in the file (training logs) that may be rebuilt as inert records."""
+    numpy: bool = False
+    """Whether numpy arrays and scalars may sit beside the weights (always, with recorders)."""
 
 
 _ITER_DICT = "{'iter': epoch, 'model_state_dict': model.state_dict(), 'optimizer_state_dict': optimizer.state_dict()}"
@@ -63,10 +67,13 @@ FORMAT_TABLE: tuple[Format, ...] = (
     ),
     Format(
         "fer-crossval", "StevenHSKim/FER-crossval <Model>/<model>_<dataset>_crossval.py, best checkpoint per split",
-        "{'epoch' or 'iter': epoch, 'model_state_dict': DataParallel(model).state_dict(), 'optimizer_state_dict': …}; "
-        "LNSUNet: {'epoch', 'state_dict_model', 'state_optimizer', 'state_lr_scheduler', 'best_val_acc', …}; "
-        "AdaDF (ckplus, ferplus, sfew): Ada-DF's own {'epoch', 'state_dict', …}",
-        ("model_state_dict", "state_dict_model", "state_dict"),
+        "{'epoch' or 'iter': epoch, 'model_state_dict': model.state_dict() (DataParallel for DDAMFN, POSTER, "
+        "POSTER++ and GSDNet on several GPUs), 'optimizer_state_dict': …} (DAN, DDAMFN, GSDNet, POSTER, POSTER++, "
+        "AdaDF on ExpW); LNSUNet: {'epoch', 'state_dict_model': DataParallel(model).state_dict(), 'state_optimizer', "
+        "'state_lr_scheduler', 'best_val_acc', 'best_val_balanced_acc' (a numpy float), 'iteration'}; AdaDF on "
+        "CK+, SFEW, FERPlus, FER2013 and RAF-DB: Ada-DF's own {'epoch', 'state_dict', 'optimizer' or "
+        "'optimizer_state_dict', 'class_distributions', …} (RAF-DB adds 'test_indices', a numpy array)",
+        ("model_state_dict", "state_dict_model", "state_dict"), numpy=True,
     ),
     Format("state-dict", "any script that saves model.state_dict() itself", "a bare state dict", ()),
 )
@@ -87,16 +94,17 @@ class Recorded:
         self.__dict__.update(state if isinstance(state, dict) else {"state": state})
 
 
-def _stand_ins(names: tuple[str, ...]) -> list:
-    """Globals the weights-only loader may rebuild for these recorders: each `__main__.Name` as an inert record,
-    and the numpy arrays inside it (under numpy 2's and numpy 1's module names)."""
-    if not names:
+def _stand_ins(fmt: Format) -> list:
+    """Globals the weights-only loader may rebuild for this format: each recorder `__main__.Name` as an inert
+    record, and numpy arrays and scalars (under numpy 2's and numpy 1's module names)."""
+    if not (fmt.recorders or fmt.numpy):
         return []
     import numpy as np
-    from numpy._core.multiarray import _reconstruct
+    from numpy._core.multiarray import _reconstruct, scalar
 
-    allowed: list = [(type(name, (Recorded,), {"__module__": "__main__"}), f"__main__.{name}") for name in names]
+    allowed: list = [(type(name, (Recorded,), {"__module__": "__main__"}), f"__main__.{name}") for name in fmt.recorders]
     allowed += [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype]
+    allowed += [scalar, (scalar, "numpy.core.multiarray.scalar")]
     allowed += [getattr(np.dtypes, kind) for kind in ("Float32DType", "Float64DType", "Int64DType", "Int32DType")]
     return allowed
 
@@ -107,7 +115,7 @@ def read(path: Path, fmt: Format) -> dict:
 
     from harness.weights import load_state
 
-    with torch.serialization.safe_globals(_stand_ins(fmt.recorders)):
+    with torch.serialization.safe_globals(_stand_ins(fmt)):
         saved = load_state(path, what=f"the {fmt.name} checkpoint format")
     return extract(saved, fmt, str(path))
 
