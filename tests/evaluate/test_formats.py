@@ -101,14 +101,49 @@ def test_ceprompt_stage2_bare_state_dict(tmp_path):
     check(formats.read(saved(tmp_path, tiny_state()), formats.get("ceprompt-stage2")))
 
 
+def scheduler_state() -> dict:
+    param = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.AdamW([param], lr=1e-3)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10).state_dict()
+
+
 @pytest.mark.parametrize("container", [
-    {"epoch": 9, "model_state_dict": tiny_state("module."), "optimizer_state_dict": {}},
+    # DAN, DDAMFN (DataParallel), GSDNet, POSTER, POSTER++, AdaDF on ExpW
+    {"epoch": 9, "model_state_dict": tiny_state("module."), "optimizer_state_dict": optimizer_state()},
     {"iter": 9, "model_state_dict": tiny_state(), "optimizer_state_dict": {}},
-    {"epoch": 9, "state_dict_model": tiny_state("module."), "state_optimizer": {}, "state_lr_scheduler": {},
-     "best_val_acc": 0.9, "best_val_balanced_acc": 0.8, "iteration": 2},
-])
+    # LNSUNet: balanced_accuracy_score(...) * 100 is a numpy float (scikit-learn before 1.6)
+    {"epoch": 9, "state_dict_model": tiny_state("module."), "state_optimizer": optimizer_state(),
+     "state_lr_scheduler": scheduler_state(), "best_val_acc": 91.5, "best_val_balanced_acc": np.float64(84.25),
+     "iteration": 2},
+    # AdaDF on CK+ and SFEW (their own save_checkpoint)
+    {"epoch": 4, "state_dict": tiny_state(), "optimizer_state_dict": optimizer_state(),
+     "class_distributions": torch.rand(7, 7)},
+    # AdaDF on RAF-DB (Ada-DF's utils.save_checkpoint, with the iteration's test indices)
+    {"epoch": 5, "state_dict": tiny_state(), "acc": 80.5, "best_acc": 81.0, "optimizer": optimizer_state(),
+     "class_distributions": torch.rand(7, 7), "test_indices": np.array([4, 0, 17], dtype=np.int64)},
+], ids=["epoch-dataparallel", "iter", "lnsunet-numpy-float", "adadf-own", "adadf-rafdb-numpy-array"])
 def test_fer_crossval_best_checkpoints(tmp_path, container):
     check(formats.read(saved(tmp_path, container), formats.get("fer-crossval")))
+
+
+def test_numpy_values_are_refused_where_a_format_does_not_expect_them(tmp_path):
+    path = saved(tmp_path, {"iter": 1, "model_state_dict": tiny_state(), "acc": np.float64(0.5)})
+    with pytest.raises(FerbenchError, match="numpy"):
+        formats.read(path, formats.get("dan"))
+
+
+def test_a_fer_crossval_entry_gives_its_input_size_and_note(tmp_path):
+    from harness import config
+    from harness.evaluate.engine import checkpoint_weights
+
+    cfg = config.load()
+    path = saved(tmp_path, {"epoch": 1, "model_state_dict": tiny_state(), "optimizer_state_dict": {}})
+    sfew = checkpoint_weights(cfg, "dan", path, "sfew", "fer-crossval")
+    assert sfew.input_size == 112 and cfg.model("dan").input_size == 224 and "note" not in sfew.info
+    assert sfew.classes == ("anger", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    assert checkpoint_weights(cfg, "dan", path, "rafdb", "fer-crossval").input_size == 224
+    raf = checkpoint_weights(cfg, "adadf", saved(tmp_path, {"state_dict": tiny_state()}, "a.pth"), "rafdb", "fer-crossval")
+    assert "get_dataloaders" in raf.info["note"] and raf.input_size == 224
 
 
 def test_a_code_running_pickle_is_refused(tmp_path):
@@ -166,3 +201,22 @@ def test_selected_weights_follow_the_selected_epoch():
     assert selected_weights(model, earlier) is kept
     with pytest.raises(RuntimeError, match="not kept"):
         selected_weights(model, SimpleNamespace(selected_epoch=1, history=[{}, {}], selected_state=None))
+
+
+def test_evaluate_prints_the_checkpoints_note(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from harness import config
+    from harness.evaluate import engine
+    from harness.evaluate.cli import evaluate_command
+    from harness.paths import Paths
+
+    record = dict(samples=3, accuracy=0.5, balanced_accuracy=0.5, macro_f1=0.5, class_mapping="7 shared classes",
+                  excluded={}, id="abc", note="trained on RGB images")
+    monkeypatch.setattr(engine, "evaluate", lambda *args, **kwargs: (record, True))
+    path = saved(tmp_path, {"epoch": 1, "model_state_dict": tiny_state(), "optimizer_state_dict": {}})
+    out = Console(record=True, width=200)
+    evaluate_command(config.load(), Paths(results=tmp_path), out, Console(stderr=True), model="poster", dataset="sfew",
+                     run_id=None, checkpoint=path, trained_on="sfew", fmt="fer-crossval", split="test", protocol=None,
+                     fold=None, dataset_dir=None, aligned=None, device="cpu", overwrite=False)
+    assert "note on this checkpoint: trained on RGB images" in out.export_text()
