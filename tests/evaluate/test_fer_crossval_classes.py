@@ -81,6 +81,7 @@ def ferbench_labels(root: Path, dataset: str) -> list[str]:
 
 
 @needs_vendor
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # the scripts' num_workers; nothing iterates
 @pytest.mark.parametrize("model,dataset", PAIRS, ids=IDS)
 def test_training_labels_name_the_declared_classes(roots, model, dataset):
     classes = declared(model, dataset).classes
