@@ -226,7 +226,8 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
 
     dataset, source, rows, protocol, fold = resolve_target(cfg, paths, weights, target)
     split = dict(name=target.split, protocol=protocol, fold=fold, aligned=source.aligned)
-    eval_id = store.evaluation_id(weights.sha256, source.manifest, split)
+    reading = dict(model=weights.model, classes=list(weights.classes), input_size=weights.input_size)
+    eval_id = store.evaluation_id(weights.sha256, source.manifest, split, reading)
     if not overwrite and (done := store.existing(paths.results, dataset.name, eval_id)) is not None:
         return done, False
     mapping = class_map(weights.classes, dataset.classes, f"{weights.model} on {dataset.name}")

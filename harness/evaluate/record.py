@@ -20,8 +20,10 @@ RECORD = "evaluation.json"
 PREDICTIONS = "predictions.csv"
 
 
-def evaluation_id(weights_sha256: str, manifest: str, split: dict) -> str:
-    canonical = json.dumps(dict(weights=weights_sha256, manifest=manifest, split=split), sort_keys=True,
+def evaluation_id(weights_sha256: str, manifest: str, split: dict, reading: dict) -> str:
+    """The same file, data and split read another way (another model, class order or input size: another
+    `[[checkpoints]]` entry) is another evaluation, never the stored one."""
+    canonical = json.dumps(dict(weights=weights_sha256, manifest=manifest, split=split, reading=reading), sort_keys=True,
                            separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

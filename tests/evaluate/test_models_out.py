@@ -129,6 +129,11 @@ torch.save({{'iter': 3, 'model_state_dict': model.state_dict(), 'optimizer_state
     predicted = {row["predicted"] for row in read_csv(record_dir / "predictions.csv")}
     assert predicted == {"surprise"}
     assert record["per_class_recall"][3] == 1.0  # surprise is canonical index 3
+    # The same file read through another [[checkpoints]] entry (FER-crossval's CK+ order) is another evaluation.
+    other = ferbench(env, "evaluate", "--model", "dan", "--dataset", "synthetic", "--trained-on", "ckplus",
+                     "--format", "fer-crossval", "--checkpoint", str(checkpoint), "--device", "cpu")
+    assert "already stored" not in other.stdout
+    assert len(list((tmp_path / "results" / "evaluations" / "synthetic").iterdir())) == 2
 
 
 def faces_predicted(env, run_id, image, tmp_path):
