@@ -78,3 +78,12 @@ def expw(root: Path) -> None:
 
 
 WRITERS = {"ckplus": ckplus, "sfew": sfew, "ferplus": ferplus, "fer2013": fer2013, "rafdb": rafdb, "expw": expw}
+
+
+def write_all(mktemp) -> dict[str, Path]:
+    """Every dataset's fake FER-crossval layout, each in its own folder made by `mktemp(name)`."""
+    out = {}
+    for dataset, write in WRITERS.items():
+        out[dataset] = mktemp(dataset)
+        write(out[dataset])
+    return out

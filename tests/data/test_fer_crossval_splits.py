@@ -16,7 +16,7 @@ from harness.data import fer_crossval
 from harness.data.protocols import make_folds
 from harness.data.table import load_table
 from tests.conftest import REPO
-from tests.data.fer_crossval_fakes import WRITERS
+from tests.data.fer_crossval_fakes import write_all
 from tests.upstream_lines import run_splits
 
 VENDOR = REPO / "vendor" / "fer-crossval"
@@ -29,11 +29,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory) -> dict[str, Path]:
-    out = {}
-    for dataset, write in WRITERS.items():
-        out[dataset] = tmp_path_factory.mktemp(dataset)
-        write(out[dataset])
-    return out
+    return write_all(tmp_path_factory.mktemp)
 
 
 def test_every_fer_crossval_script_is_covered_and_every_covered_pair_has_its_script():

@@ -22,7 +22,7 @@ from harness import config
 from harness.data import fer_crossval
 from harness.data.table import load_table
 from tests.conftest import REPO
-from tests.data.fer_crossval_fakes import WRITERS
+from tests.data.fer_crossval_fakes import write_all
 from tests.upstream_lines import run_splits
 
 VENDOR = REPO / "vendor" / "fer-crossval"
@@ -66,11 +66,7 @@ def script(model: str, dataset: str) -> Path:
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory) -> dict[str, Path]:
-    out = {}
-    for dataset, write in WRITERS.items():
-        out[dataset] = tmp_path_factory.mktemp(dataset)
-        write(out[dataset])
-    return out
+    return write_all(tmp_path_factory.mktemp)
 
 
 def ferbench_labels(root: Path, dataset: str) -> list[str]:
