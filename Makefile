@@ -19,7 +19,7 @@ demo: install
 # Adapter tests drive the real upstream code: fetch it first (GitHub, or your git insteadOf mirrors);
 # when that is impossible the tests that need it skip and say why. Two pytest-xdist workers, a test file each at a
 # time (module fixtures stay shared): many tests wait on worker subprocesses, so two cores finish the suite in
-# 14 min instead of 20 (docs/benchmarks.md).
+# 14 min instead of 20 for the same 916 tests (docs/benchmarks.md).
 test: install
 	$(VENV)/bin/ferbench fetch || echo "ferbench fetch failed: tests that need vendor/ will skip"
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
