@@ -280,6 +280,10 @@ class Checkpoint(_Record):
     input_size: int | None = Field(default=None, ge=8)
     """The side the training script resized images to, where it is not the model's `input_size` (FER-crossval's
     SFEW and POSTER++ scripts): evaluation resizes to it. None: the model's."""
+    swap_channels: bool = False
+    """The script fed its network the other channel order (RGB vs BGR) than ferbench's adapter for the model
+    does (FER-crossval's POSTER on SFEW converts to RGB; POSTER's own scripts keep cv2's BGR): evaluation swaps
+    the input channels before the adapter's evaluation transform."""
     note: str = ""
     """Shown by `ferbench evaluate` and kept in its record: what a user of this checkpoint must know."""
 

@@ -13,6 +13,7 @@ import hashlib
 import sys
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from harness.files import hash_file, read_json
 from harness.paths import Paths
 
 SPLITS = ("test", "all")
+
+
+def _swapped(transform, batch):
+    """RGB ↔ BGR (the channel axis of [B,3,H,W] images and [B,T,3,H,W] clips), then the adapter's transform."""
+    return transform(batch.flip(-3))
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class Weights:
     """`run` (a ferbench run's model.safetensors) or `checkpoint` (an upstream file)."""
     trained_on: str
     amp: bool = False
+    swap_channels: bool = False
+    """Swap RGB and BGR before the adapter's evaluation transform (`[[checkpoints]]` swap_channels)."""
     info: dict = field(default_factory=dict)
     """run_id, repeat, protocol, fold (runs); path, format, source (checkpoints)."""
 
@@ -116,6 +124,7 @@ def checkpoint_weights(cfg: Config, model: str, path: Path, trained_on: str | No
     return Weights(
         model=model, state=state, classes=entry.classes, sha256=sha256_of(path),
         input_size=entry.input_size or model_cfg.input_size, eval_batch_size=recipe.batch_size * 2,
+        swap_channels=entry.swap_channels,
         kind="checkpoint", trained_on=entry.trained_on, info=info,
     )
 
@@ -226,7 +235,8 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
 
     dataset, source, rows, protocol, fold = resolve_target(cfg, paths, weights, target)
     split = dict(name=target.split, protocol=protocol, fold=fold, aligned=source.aligned)
-    reading = dict(model=weights.model, classes=list(weights.classes), input_size=weights.input_size)
+    reading = dict(model=weights.model, classes=list(weights.classes), input_size=weights.input_size,
+                   **({"swap_channels": True} if weights.swap_channels else {}))
     eval_id = store.evaluation_id(weights.sha256, source.manifest, split, reading)
     if not overwrite and (done := store.existing(paths.results, dataset.name, eval_id)) is not None:
         return done, False
@@ -241,8 +251,10 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
     scored = replace(adapter, logits=lambda outputs: adapter.logits(outputs)[:, columns])
     torch_device = _device(device)
     model.to(torch_device)
-    result = score(model, scored, data, adapter.eval_transform(weights.input_size), weights.eval_batch_size,
-                   torch_device, len(mapping.shared), weights.amp)
+    transform = adapter.eval_transform(weights.input_size)
+    if weights.swap_channels:
+        transform = partial(_swapped, transform)
+    result = score(model, scored, data, transform, weights.eval_batch_size, torch_device, len(mapping.shared), weights.amp)
     model_cfg = cfg.model(weights.model)
     upstream = cfg.upstream(model_cfg.upstream) if model_cfg.upstream else None
     record = dict(
@@ -253,7 +265,8 @@ def evaluate(cfg: Config, paths: Paths, weights: Weights, target: Target, device
         samples=len(kept), excluded=excluded, test_label_input=leaks, class_map=mapping.to_dict(), class_mapping=mapping.describe(),
         classes=list(mapping.shared), loss=result.loss, **result.metrics,
         eval_transform=f"{adapter.eval_transform.__module__}.{adapter.eval_transform.__qualname__}",
-        input_size=weights.input_size, eval_batch_size=weights.eval_batch_size, device=str(torch_device),
+        input_size=weights.input_size, swap_channels=weights.swap_channels, eval_batch_size=weights.eval_batch_size,
+        device=str(torch_device),
         upstream=upstream.name if upstream else None, upstream_commit=upstream.commit if upstream else None,
         created=datetime.now(timezone.utc).isoformat(),
     )

@@ -183,3 +183,22 @@ def test_source_cites_a_label_line_of_the_script(model, dataset):
 def test_every_fer_crossval_checkpoint_entry_is_one_of_the_42_scripts():
     entries = [(c.model, c.trained_on) for c in config.load().checkpoints if c.format == "fer-crossval"]
     assert sorted(entries) == sorted(PAIRS)
+
+
+COLOUR = [(model, dataset) for model, dataset in PAIRS if dataset in ("rafdb", "sfew", "expw")]
+
+
+@needs_vendor
+@pytest.mark.parametrize("model,dataset", COLOUR, ids=[f"{m}-{d}" for m, d in COLOUR])
+def test_swap_channels_is_declared_where_the_script_saw_the_other_channel_order(model, dataset):
+    """cv2.imread without a BGR→RGB conversion feeds BGR; PIL's convert('RGB') RGB. ferbench's adapter feeds BGR
+    where its module says so (POSTER, as POSTER's own dataset_raf.py), RGB otherwise."""
+    import importlib
+
+    if (model, dataset) in NO_LOADER:
+        pytest.skip(NO_LOADER[(model, dataset)])
+    text = script(model, dataset).read_text()
+    reads = "cv2.imread(" in text and "BGR2RGB" not in text
+    assert reads or "convert('RGB')" in text or "BGR2RGB" in text, "the script's channel order is not recognised"
+    adapter = importlib.import_module(f"adapters.{config.load().model(model).adapter}")
+    assert declared(model, dataset).swap_channels == (reads != getattr(adapter, "BGR", False))

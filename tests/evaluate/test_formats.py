@@ -146,6 +146,21 @@ def test_a_fer_crossval_entry_gives_its_input_size_and_note(tmp_path):
     assert "get_dataloaders" in raf.info["note"] and raf.input_size == 224
 
 
+def test_a_checkpoint_that_saw_the_other_channel_order_is_fed_it(tmp_path):
+    """FER-crossval's POSTER on SFEW trained on RGB; ferbench's POSTER feeds BGR: the entry swaps them back."""
+    from harness import config
+    from harness.evaluate.engine import _swapped, checkpoint_weights
+
+    cfg = config.load()
+    path = saved(tmp_path, {"epoch": 1, "model_state_dict": tiny_state(), "optimizer_state_dict": {}})
+    assert checkpoint_weights(cfg, "poster", path, "sfew", "fer-crossval").swap_channels
+    assert not checkpoint_weights(cfg, "poster", path, "rafdb", "fer-crossval").swap_channels
+    images = torch.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
+    clips = torch.arange(2 * 4 * 3 * 2 * 2).reshape(2, 4, 3, 2, 2)
+    assert torch.equal(_swapped(lambda batch: batch, images)[:, 0], images[:, 2])
+    assert torch.equal(_swapped(lambda batch: batch, clips)[:, :, 2], clips[:, :, 0])
+
+
 def test_a_code_running_pickle_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
