@@ -327,9 +327,10 @@ def with_sections(text: str, fmt: str, results: Path, runs: pd.DataFrame | None,
         return text
     if fmt == "latex":
         return text + cross_latex(cross) + released_latex(released)
-    if fmt == "csv":
-        before = pd.read_csv(io.StringIO(text), keep_default_na=False) if text else pd.DataFrame()
-        return pd.concat([before, csv_rows(cross, released)], ignore_index=True).to_csv(index=False, float_format="%.6f")
+    if fmt == "csv":  # both parts as written text, so the in-dataset rows keep every cell as render_csv wrote it
+        added = csv_rows(cross, released).convert_dtypes().to_csv(index=False, float_format="%.6f")
+        parts = [pd.read_csv(io.StringIO(part), dtype=str, keep_default_na=False) for part in (text, added) if part]
+        return pd.concat(parts, ignore_index=True).fillna("").to_csv(index=False)
     if fmt == "html":
         fragment = as_html(extra, [heatmap(table) for table in cross])
         if "</body>" in text:

@@ -107,8 +107,10 @@ def test_latex_and_csv_carry_the_cross_dataset_and_released_tables(tmp_path):
     assert "dan & rafdb & $0.8970$ & $0.8000$ ($n{=}3$) & $0.8973$ \\\\" in latex
     assert "\\label{tab:ferbench-cross-dataset-balanced-accuracy}" in latex
 
-    in_dataset = "protocol,dataset,model,n,requested,complete,accuracy_mean\nofficial,rafdb,dan,3,3,True,0.800000\n"
-    table = pd.read_csv(io.StringIO(section("csv", in_dataset)))
+    in_dataset = "protocol,dataset,model,n,requested,complete,runs,accuracy_mean\nofficial,rafdb,dan,3,3,True,3,0.800000\n"
+    text = section("csv", in_dataset)
+    assert text.splitlines()[1] == "official,rafdb,dan,3,3,True,3,0.800000" + "," * (text.splitlines()[0].count(",") - 7)
+    table = pd.read_csv(io.StringIO(text))
     assert list(table["protocol"]) == ["official", "cross-dataset", "cross-dataset", "released-checkpoint"]
     ckplus = table[table["dataset"] == "ckplus"].iloc[0]
     assert (ckplus["source"], ckplus["n"], ckplus["requested"]) == ("rafdb", 3, 3)
