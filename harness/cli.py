@@ -172,8 +172,9 @@ def run(
     """Train and evaluate models on datasets, every fold of a fold protocol × R seeds, one subprocess per run; completed runs are skipped."""
     if device not in (None, "cpu", "cuda", "auto"):
         raise FerbenchError(f"--device: expected cpu, cuda or auto, got '{device}'", exit_code=2)
-    if augment_on not in ("host", "device"):
-        raise FerbenchError(f"--augment-on: expected host or device, got '{augment_on}'", exit_code=2)
+    from harness.run.device_augment import check_augment_on, refuse_models_without_device_form
+
+    check_augment_on(augment_on)
     from harness.evaluate.crossdataset import CROSS_DATASET, check_targets, parse_targets
     from harness.run.launch import execute
     from harness.run.prefetch import default_workers
@@ -194,6 +195,8 @@ def run(
         augment_on=augment_on, checkpoint_interval=checkpoint_interval,
     )
     planned, skipped = grid(State.config(), State.paths, request, list(model), list(dataset), every)
+    if augment_on == "device":
+        refuse_models_without_device_form(State.config(), sorted({job.spec.model for job in planned}))
     if skipped:
         err.print(f"--all: skipping {len(skipped)} pair(s) of a video model and still images or the reverse: {', '.join(skipped)}")
     from harness.weights import unverified

@@ -154,17 +154,29 @@ class DeviceAugmentation:
             start += len(idx)
 
 
-def device_augmentation(train_transform, augment_on: str) -> DeviceAugmentation | None:
+def check_augment_on(augment_on: str) -> None:
+    if augment_on not in ("host", "device"):
+        raise FerbenchError(f"--augment-on: expected host or device, got '{augment_on}'", exit_code=2)
+
+
+def device_augmentation(train_transform, augment_on: str, model: str = "this model") -> DeviceAugmentation | None:
     """None for the per-sample host path; else the device form of the adapter's training augmentation."""
+    check_augment_on(augment_on)
     if augment_on == "host":
         return None
-    if augment_on != "device":
-        raise FerbenchError(f"--augment-on: expected host or device, got '{augment_on}'", exit_code=2)
     form = getattr(train_transform, "device_form", None)
     if form is None:
         raise FerbenchError(
-            "--augment-on device: this model's training augmentation has no exact batched form (only pipelines of "
+            f"--augment-on device: {model}'s training augmentation has no exact batched form (only pipelines of "
             "flips, padded crops, rotation, erasing and normalisation have one: DAN, DDAMFN, GSDNet, CLIVP-FER); "
-            "use --augment-on host"
-        )
+            "use --augment-on host", exit_code=2)
     return DeviceAugmentation(form)
+
+
+def refuse_models_without_device_form(cfg, models) -> None:
+    """`--augment-on device` is refused before any run starts for a model that cannot take it."""
+    from adapters import load_adapter
+
+    for name in models:
+        model = cfg.model(name)
+        device_augmentation(load_adapter(model.adapter, model.variant).train_transform(model.input_size), "device", name)

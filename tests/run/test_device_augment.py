@@ -119,3 +119,11 @@ def test_device_augmented_runs_are_planned_apart_from_host_ones(workspace):
                     for on in ("host", "device"))
     assert (host.spec.augment_on, device.spec.augment_on) == ("host", "device")
     assert host.spec.seed == device.spec.seed and host.spec.run_id != device.spec.run_id
+
+
+def test_a_model_without_a_device_form_is_refused_before_any_run_starts(workspace, capsys):
+    from tests.conftest import cli
+
+    assert cli("run", "--model", "baseline", "--dataset", "synthetic", "--augment-on", "device") == 2
+    assert "baseline's training augmentation has no exact batched form" in capsys.readouterr().err
+    assert not (workspace / "results" / "synthetic").exists()
